@@ -1,0 +1,49 @@
+# Every target bootstraps .venv from nothing (idempotently) before it runs.
+SHELL := /bin/bash
+
+# First interpreter >= 3.12 found: `python3.12`, `python3.13`, then pyenv installs. Override with PYTHON=.
+PYTHON ?= $(shell for p in python3.12 python3.13 $$HOME/.pyenv/versions/3.1[2-9]*/bin/python3 /usr/local/bin/python3.1[2-9] python3; do \
+	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1; then echo $$p; break; fi; done)
+
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST_WORKERS ?= 2
+
+.PHONY: install generate check-generated lint test test-full demo bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@if [ -z "$(PYTHON)" ]; then echo "error: no Python >= 3.12 found; run 'make PYTHON=/path/to/python3.12 ...'" >&2; exit 1; fi
+	@if [ ! -x $(PY) ]; then echo "creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); fi
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+generate: $(STAMP)
+	$(PY) -m codegen
+
+check-generated: $(STAMP)
+	$(PY) -m codegen --check
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+test: $(STAMP)
+	$(MAKE) --no-print-directory check-generated
+	$(MAKE) --no-print-directory lint
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) -m "not slow"
+
+test-full: $(STAMP)
+	$(MAKE) --no-print-directory check-generated
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS)
+
+demo: $(STAMP)
+	$(PY) -m examples
+
+bench: $(STAMP)
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf $(VENV) build site .pytest_cache .ruff_cache

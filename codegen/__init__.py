@@ -1,0 +1,1 @@
+"""Code generator: renders the soft-operations catalogue into wrappers, tests and docs."""

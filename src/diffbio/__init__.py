@@ -1,0 +1,1 @@
+"""DiffBio: differentiable building blocks for bioinformatics pipelines in JAX."""

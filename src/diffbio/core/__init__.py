@@ -1,0 +1,1 @@
+"""Core components of DiffBio: soft operations and operator base classes."""

@@ -1,0 +1,70 @@
+"""The sigmoidal S-curve and its antiderivative, the soft ReLU family.
+
+All soft operations are built on these two kernels. For the piecewise modes the
+transition region is ``[-5 s, 5 s]`` (``u = x / (5 s)``); outside it the output is
+exactly the hard value, so the support of the derivative is compact.
+
+Reference: Paulus et al. (2026), "SoftJAX & SoftTorch: Empowering Automatic
+Differentiation Libraries with Informative Gradients", arXiv:2603.08824.
+"""
+
+import jax
+import jax.numpy as jnp
+from jax import Array
+
+# Piecewise polynomials on u in [-1, 1], highest degree first (for jnp.polyval).
+# sigmoidal: c0 linear, c1 cubic Hermite, c2 quintic Hermite smoothstep.
+_SIGMOIDAL_COEFFS = {
+    "c0": (0.5, 0.5),
+    "c1": (-0.25, 0.0, 0.75, 0.5),
+    "c2": (0.1875, 0.0, -0.625, 0.0, 0.9375, 0.5),
+}
+# Their antiderivatives G with G(-1) = 0 and G(1) = 1 (so 5 s G(u) joins relu smoothly).
+_SOFTRELU_COEFFS = {
+    "c0": (0.25, 0.5, 0.25),
+    "c1": (-0.0625, 0.0, 0.375, 0.5, 0.1875),
+    "c2": (0.03125, 0.0, -0.15625, 0.0, 0.46875, 0.5, 0.15625),
+}
+
+
+def _piecewise(u: Array, inside: Array, below: Array | float, above: Array | float) -> Array:
+    """``inside`` on [-1, 1], exactly ``below`` for u < -1 and ``above`` for u > 1."""
+    return jnp.where(u < -1.0, below, jnp.where(u > 1.0, above, inside))
+
+
+def _poly(coeffs: tuple[float, ...], u: Array) -> Array:
+    """Polynomial of u clipped to [-1, 1] (the double-where trick: huge |u| can neither
+    overflow it nor leak a NaN into the gradient of the branch that is not taken)."""
+    return jnp.polyval(jnp.asarray(coeffs, dtype=u.dtype), jnp.clip(u, -1.0, 1.0))
+
+
+def sigmoidal(x: Array, softness: float | Array = 0.1, mode: str = "smooth") -> Array:
+    """S-curve from 0 to 1 centred at 0 (a SoftBool); ``hard`` is the Heaviside step."""
+    if mode == "hard":
+        return jnp.where(x > 0, 1.0, jnp.where(x < 0, 0.0, 0.5)).astype(x.dtype)
+    if mode == "smooth":
+        return jax.nn.sigmoid(x / softness)
+    u = x / (5.0 * softness)
+    return _piecewise(u, _poly(_SIGMOIDAL_COEFFS[mode], u), 0.0, 1.0).astype(x.dtype)
+
+
+def softrelu(
+    x: Array, softness: float | Array = 0.1, mode: str = "smooth", gated: bool = False
+) -> Array:
+    """Soft ReLU: the antiderivative of `sigmoidal`, or ``x * sigmoidal(x)`` if gated."""
+    if mode == "hard":
+        return jax.nn.relu(x)
+    if gated:
+        return x * sigmoidal(x, softness, mode)
+    if mode == "smooth":
+        return softness * jax.nn.softplus(x / softness)
+    u = x / (5.0 * softness)
+    inside = 5.0 * softness * _poly(_SOFTRELU_COEFFS[mode], u)
+    return _piecewise(u, inside, 0.0, x).astype(x.dtype)
+
+
+def softabs(x: Array, softness: float | Array = 0.1, mode: str = "smooth") -> Array:
+    """Soft absolute value ``x * (2 sigmoidal(x) - 1)``; exact ``|x|`` outside the region."""
+    if mode == "hard":
+        return jnp.abs(x)
+    return x * (2.0 * sigmoidal(x, softness, mode) - 1.0)
