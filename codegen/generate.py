@@ -145,6 +145,9 @@ def _environment() -> Environment:
         default=default,
         hard_call=hard_call,
         imports=imports,
+        defaults=lambda op: "{" + ", ".join(
+            f'"{p.name}": {default(op, p)}' for p in op.params if p.has_default
+        ) + "}",
         returns=lambda op: _RETURNS[op.returns],
         strings=_strings,
         literal=_literal,

@@ -73,7 +73,7 @@ class TestSpec(_Strict):
 
     domain: tuple[float, float] = (-3.0, 3.0)
     kinks: list[float] = []
-    periodic_kinks: float | None = None
+    periodic_kinks: float | None = None  # kinks at every integer plus this offset
     fixed: dict[str, float] = {}
     boundary_points: list[float] = []
     binary_inputs: bool = False
