@@ -120,8 +120,10 @@ def imports(ops: list[OpSpec]) -> dict[str, list[str]]:
         "jax": ["jax"] if any(c.startswith("jax.") for c in hard_calls) else [],
         "jnp": ["jnp"] if any(c.startswith("jnp.") for c in hard_calls) else [],
         "kernels": sorted({op.kernel.split(".")[0] for op in ops}),
-        "types": sorted({"SoftBool" for op in ops if "SoftBool" in op.returns}
-                        | {"SoftIndex" for op in ops if "SoftIndex" in op.returns}),
+        "types": sorted(
+            {"SoftBool" for op in ops if "SoftBool" in op.returns}
+            | {"SoftIndex" for op in ops if "SoftIndex" in op.returns}
+        ),
         "validation": sorted(validation),
     }
 
@@ -145,9 +147,11 @@ def _environment() -> Environment:
         default=default,
         hard_call=hard_call,
         imports=imports,
-        defaults=lambda op: "{" + ", ".join(
-            f'"{p.name}": {default(op, p)}' for p in op.params if p.has_default
-        ) + "}",
+        defaults=lambda op: (
+            "{"
+            + ", ".join(f'"{p.name}": {default(op, p)}' for p in op.params if p.has_default)
+            + "}"
+        ),
         returns=lambda op: _RETURNS[op.returns],
         strings=_strings,
         literal=_literal,

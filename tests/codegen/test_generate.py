@@ -14,8 +14,13 @@ from codegen.load import load
 def tree(tmp_path: Path) -> Path:
     """A copy of the catalogue, templates and generated files."""
     for folder in ("spec", "codegen/templates", *GENERATED_DIRS):
-        shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "src/diffbio/core/soft_ops/__init__.py", tmp_path / "src/diffbio/core/soft_ops/__init__.py")
+        shutil.copytree(
+            ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    shutil.copy(
+        ROOT / "src/diffbio/core/soft_ops/__init__.py",
+        tmp_path / "src/diffbio/core/soft_ops/__init__.py",
+    )
     return tmp_path
 
 
@@ -35,7 +40,9 @@ def test_generate_twice_changes_nothing_the_second_time(tree, capsys):
 
 def test_check_fails_with_a_diff_when_a_generated_file_is_edited(tree, capsys):
     target = tree / "src/diffbio/core/soft_ops/_generated/comparison.py"
-    target.write_text(target.read_text().replace("return _comparison.greater(", "return _comparison.less("))
+    target.write_text(
+        target.read_text().replace("return _comparison.greater(", "return _comparison.less(")
+    )
     assert main(["--check", "--root", str(tree)]) == 1
     err = capsys.readouterr().err
     assert "src/diffbio/core/soft_ops/_generated/comparison.py" in err
@@ -46,10 +53,12 @@ def test_check_fails_with_a_diff_when_a_generated_file_is_edited(tree, capsys):
 
 def test_check_fails_when_the_catalogue_changes_without_regenerating(tree, capsys):
     catalogue = tree / CATALOGUE_PATH
-    catalogue.write_text(catalogue.read_text().replace("summary: Soft `x > y`.", "summary: Soft x > y."))
+    catalogue.write_text(
+        catalogue.read_text().replace("summary: Soft `x > y`.", "summary: Soft x > y.")
+    )
     assert main(["--check", "--root", str(tree)]) == 1
     err = capsys.readouterr().err
-    assert "+    r\"\"\"Soft x > y." in err
+    assert '+    r"""Soft x > y.' in err
 
 
 def test_check_reports_a_stale_generated_file(tree, capsys):
@@ -64,12 +73,19 @@ def test_changing_a_mode_list_changes_wrapper_cases_and_docs(tree):
     marker = "    kernel: elementwise.sign\n"
     start = text.index(marker)
     end = text.index("modes: [hard, smooth, c0, c1, c2]", start)
-    changed = text[:end] + "modes: [hard, smooth, c1]" + text[end + len("modes: [hard, smooth, c0, c1, c2]"):]
+    changed = (
+        text[:end]
+        + "modes: [hard, smooth, c1]"
+        + text[end + len("modes: [hard, smooth, c0, c1, c2]") :]
+    )
     catalogue.write_text(changed)
     files = render(load(catalogue))
     table = files["docs/reference/generated/elementwise.md"]
     assert "| `sign` | `jax.numpy.sign` | `hard`, `smooth`, `c1` |" in table
-    assert '_SIGN_MODES = ("hard", "smooth", "c1")' in files["src/diffbio/core/soft_ops/_generated/elementwise.py"]
+    assert (
+        '_SIGN_MODES = ("hard", "smooth", "c1")'
+        in files["src/diffbio/core/soft_ops/_generated/elementwise.py"]
+    )
     assert 'id="sign[c0-float32]"' not in files["tests/generated/cases.py"]
     assert 'id="sign[c1-float32]"' in files["tests/generated/cases.py"]
 

@@ -122,12 +122,18 @@ def test_duplicate_op_name():
 
 def test_duplicate_key_inside_an_entry():
     text = GOOD_ENTRY.replace("    st: true\n", "    st: true\n    st: false\n")
-    assert errors_of(text) == 'spec.yaml:18: found duplicate key "st" with value "False" (original value: "True")'
+    assert (
+        errors_of(text)
+        == 'spec.yaml:18: found duplicate key "st" with value "False" (original value: "True")'
+    )
 
 
 def test_missing_required_key():
     text = GOOD_ENTRY.replace("    returns: SoftBool\n", "")
-    assert errors_of(text) == "spec.yaml:3: op 'greater', field 'returns': missing required key 'returns'"
+    assert (
+        errors_of(text)
+        == "spec.yaml:3: op 'greater', field 'returns': missing required key 'returns'"
+    )
 
 
 def test_every_problem_is_reported():

@@ -41,7 +41,9 @@ def _method(method):
 
 
 def _as_np(value):
-    return np.asarray(jnp.asarray(value, dtype=jnp.float64 if value.dtype == jnp.float64 else jnp.float32))
+    return np.asarray(
+        jnp.asarray(value, dtype=jnp.float64 if value.dtype == jnp.float64 else jnp.float32)
+    )
 
 
 # ---------------------------------------------------------------- hard mode
@@ -269,9 +271,7 @@ def test_modeless_op_values_and_gradients_finite_at_boundaries(name, dtype):
             assert np.all(np.isfinite(_as_np(leaf)))
 
 
-@pytest.mark.parametrize(
-    ("name", "dtype"), [c for c in MODELESS_CASES if c.values[1] == "float64"]
-)
+@pytest.mark.parametrize(("name", "dtype"), [c for c in MODELESS_CASES if c.values[1] == "float64"])
 def test_modeless_gradients_match_finite_differences(name, dtype):
     with dtype_scope(dtype):
         args = array_args(name, np.zeros(5), dtype, seed=1)

@@ -35,7 +35,8 @@ def _piecewise(u: Array, inside: Array, below: Array | float, above: Array | flo
 def _poly(coeffs: tuple[float, ...], u: Array) -> Array:
     """Polynomial of u clipped to [-1, 1] (the double-where trick: huge |u| can neither
     overflow it nor leak a NaN into the gradient of the branch that is not taken)."""
-    return jnp.polyval(jnp.asarray(coeffs, dtype=u.dtype), jnp.clip(u, -1.0, 1.0))
+    inside = jnp.where(u > 1.0, 1.0, jnp.where(u < -1.0, -1.0, u))  # u itself on [-1, 1]
+    return jnp.polyval(jnp.asarray(coeffs, dtype=u.dtype), inside)
 
 
 def sigmoidal(x: Array, softness: float | Array = 0.1, mode: str = "smooth") -> Array:

@@ -1,0 +1,95 @@
+"""Kernel tests for `sigmoidal` and `softrelu` against closed forms."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from diffbio.core.soft_ops._impl.sigmoidal import sigmoidal, softabs, softrelu
+
+SOFT_MODES = ["smooth", "c0", "c1", "c2"]
+
+
+def _closed_form(mode, x, s):
+    u = np.clip(x / (5 * s), -1, 1)
+    inside = {
+        "c0": (u + 1) / 2,
+        "c1": -(u**3) / 4 + 3 * u / 4 + 0.5,
+        "c2": (3 * u**5 - 10 * u**3 + 15 * u) / 16 + 0.5,
+    }[mode]
+    return np.where(x / (5 * s) < -1, 0.0, np.where(x / (5 * s) > 1, 1.0, inside))
+
+
+@pytest.mark.parametrize("mode", ["c0", "c1", "c2"])
+def test_piecewise_sigmoidal_matches_its_polynomial(mode):
+    x = np.linspace(-1.0, 1.0, 101)
+    np.testing.assert_allclose(
+        sigmoidal(jnp.asarray(x), 0.1, mode), _closed_form(mode, x, 0.1), atol=1e-6
+    )
+
+
+def test_smooth_sigmoidal_is_the_logistic_function():
+    x = jnp.linspace(-3, 3, 31)
+    np.testing.assert_allclose(
+        sigmoidal(x, 0.7, "smooth"), 1 / (1 + np.exp(-np.asarray(x) / 0.7)), rtol=1e-6
+    )
+
+
+def test_hard_sigmoidal_is_the_heaviside_step():
+    x = jnp.array([-1.0, 0.0, 1e-30, 2.0])
+    np.testing.assert_array_equal(sigmoidal(x, 0.1, "hard"), [0.0, 0.5, 1.0, 1.0])
+
+
+@pytest.mark.parametrize("mode", SOFT_MODES)
+def test_softrelu_is_the_antiderivative_of_sigmoidal(mode):
+    with jax.enable_x64(True):
+        s = 0.3
+        x = jnp.linspace(-4.0, 4.0, 8001, dtype=jnp.float64)
+        integrand = np.asarray(sigmoidal(x, s, mode))
+        dx = float(x[1] - x[0])
+        integral = np.concatenate([[0.0], np.cumsum((integrand[1:] + integrand[:-1]) / 2 * dx)])
+        relu = np.asarray(softrelu(x, s, mode))
+        np.testing.assert_allclose(relu - relu[0], integral, atol=1e-6)
+        np.testing.assert_allclose(
+            jax.vmap(jax.grad(lambda v: softrelu(v, s, mode)))(x), integrand, atol=1e-12
+        )
+
+
+@pytest.mark.parametrize("mode", ["c0", "c1", "c2"])
+def test_softrelu_joins_relu_exactly_outside_the_region(mode):
+    x = jnp.array([-3.0, -0.51, 0.51, 3.0])
+    np.testing.assert_array_equal(softrelu(x, 0.1, mode), jax.nn.relu(x))
+
+
+def test_gated_softrelu_is_x_times_sigmoidal():
+    x = jnp.linspace(-2, 2, 9)
+    np.testing.assert_allclose(
+        softrelu(x, 0.2, "c1", gated=True), x * sigmoidal(x, 0.2, "c1"), rtol=1e-6
+    )
+
+
+def test_c0_derivative_jumps_at_the_region_edge_but_c1_does_not():
+    """The continuity check of the conformance suite can fail: c0's slope jumps."""
+    edge, delta = 0.5, 1e-7
+
+    def slope(mode, x):
+        return float(jax.grad(lambda v: sigmoidal(v, 0.1, mode))(x))
+
+    assert abs(slope("c0", edge - delta) - slope("c0", edge + delta)) > 0.9
+    assert abs(slope("c1", edge - delta) - slope("c1", edge + delta)) < 1e-5
+
+
+def test_softabs_is_non_negative_and_exact_outside():
+    x = jnp.linspace(-2, 2, 41)
+    for mode in SOFT_MODES:
+        assert np.all(np.asarray(softabs(x, 0.1, mode)) >= 0)
+    far = jnp.array([-1.0, 0.6, 2.0])
+    np.testing.assert_array_equal(softabs(far, 0.1, "c2"), jnp.abs(far))
+
+
+@pytest.mark.parametrize("mode", ["c0", "c1", "c2"])
+def test_huge_inputs_do_not_overflow_the_polynomial_or_its_gradient(mode):
+    x = jnp.array([-1e30, 1e30], dtype=jnp.float32)
+    np.testing.assert_array_equal(softrelu(x, 1e-6, mode), jax.nn.relu(x))
+    grad = jax.grad(lambda v: softrelu(v, 1e-6, mode).sum())(x)
+    np.testing.assert_array_equal(grad, [0.0, 1.0])
