@@ -1,0 +1,1 @@
+"""Runnable, end-to-end differentiable bioinformatics examples (`make demo`)."""

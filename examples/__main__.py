@@ -1,0 +1,22 @@
+"""`make demo`: run every example and print one summary table."""
+
+from . import quality_filtering
+
+EXAMPLES = [quality_filtering.main]
+
+
+def main() -> None:
+    results = []
+    for run in EXAMPLES:
+        results.append(run())
+        print()
+    header = f"{'example':<22} {'metric':<18} {'before':>8} {'after':>8} {'seconds':>8}"
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        print(f"{r.name:<22} {r.metric:<18} {r.before:>8.3f} {r.after:>8.3f} {r.seconds:>8.1f}")
+        print(f"{'':<22} {r.details}")
+
+
+if __name__ == "__main__":
+    main()
