@@ -22,7 +22,9 @@ MARKER = "@" + "generated"
 _ANNOTATIONS = {
     "array": "ArrayLike",
     "softbool": "ArrayLike",
+    "values": "ArrayLike",
     "softindex": "ArrayLike",
+    "sequence": "Sequence[ArrayLike]",
     "softness": "float | Array",
     "axis": "int | None",
     "axes": "int | tuple[int, ...] | None",
@@ -110,15 +112,22 @@ def imports(ops: list[OpSpec]) -> dict[str, list[str]]:
     kinds = {p.kind for op in ops for p in op.params}
     hard_calls = [hard_call(op) for op in ops if op.hard and "hard" in op.modes]
     typing = [n for n, used in (("Any", "options" in kinds), ("Literal", "mode" in kinds)) if used]
-    validation = {"as_inexact"} | {_VALIDATOR_OF_KIND[k] for k in kinds if k in _VALIDATOR_OF_KIND}
+    abc = ["Sequence"] if "sequence" in kinds else []
+    promotes = any(op.array_params for op in ops)
+    validation = {_VALIDATOR_OF_KIND[k] for k in kinds if k in _VALIDATOR_OF_KIND}
+    if promotes:
+        validation.add("as_inexact")
     if "softness" in kinds:
         validation.add("cast_softness")
     annotations = " ".join(" ".join(signature(op)) + " " + _RETURNS[op.returns] for op in ops)
     return {
         "array": ["Array"] if re.search(r"\bArray\b", annotations) else [],
         "typing": typing,
+        "abc": abc,
         "jax": ["jax"] if any(c.startswith("jax.") for c in hard_calls) else [],
-        "jnp": ["jnp"] if any(c.startswith("jnp.") for c in hard_calls) else [],
+        "jnp": ["jnp"]
+        if any(c.startswith("jnp.") for c in hard_calls) or kinds & {"values", "softindex"}
+        else [],
         "kernels": sorted({op.kernel.split(".")[0] for op in ops}),
         "types": sorted(
             {"SoftBool" for op in ops if "SoftBool" in op.returns}

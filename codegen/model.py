@@ -20,7 +20,9 @@ ReturnType = Literal["Array", "SoftBool", "SoftIndex", "tuple[Array, SoftIndex]"
 ParamKind = Literal[
     "array",  # a numeric array, promoted to the op's common float dtype
     "softbool",  # an array of probabilities in [0, 1], promoted like "array"
+    "values",  # an array passed on unpromoted (its dtype decides, e.g. integer gathers)
     "softindex",  # a SoftIndex (last axis a distribution) or a hard integer index
+    "sequence",  # a sequence of arrays or ints, passed on as it is
     "softness",  # the softness (temperature): positive float or traced scalar
     "mode",  # the smoothness mode, one of the entry's `modes`
     "method",  # the ordering algorithm, one of the entry's `methods`
@@ -77,6 +79,9 @@ class TestSpec(_Strict):
     fixed: dict[str, float] = {}
     boundary_points: list[float] = []
     binary_inputs: bool = False
+    # "generic": the catalogue-driven conformance rows cover the op; "dedicated": its
+    # inputs need a shape the generic builders cannot make, and tests/impl covers it.
+    conformance: Literal["generic", "dedicated"] = "generic"
 
 
 class OpSpec(_Strict):
@@ -173,6 +178,11 @@ class OpSpec(_Strict):
     @property
     def array_params(self) -> list[Param]:
         return [p for p in self.params if p.kind in ("array", "softbool")]
+
+    @property
+    def primary_param(self) -> Param:
+        """The array whose shape the axis arguments refer to."""
+        return next(p for p in self.params if p.kind in ("array", "softbool", "values"))
 
     @property
     def has_mode(self) -> bool:

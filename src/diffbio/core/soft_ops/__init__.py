@@ -40,6 +40,12 @@ from ._generated.safe_math import div as div
 from ._generated.safe_math import log as log
 from ._generated.safe_math import norm as norm
 from ._generated.safe_math import sqrt as sqrt
+from ._generated.selection import choose as choose
+from ._generated.selection import dynamic_index_in_dim as dynamic_index_in_dim
+from ._generated.selection import dynamic_slice as dynamic_slice
+from ._generated.selection import dynamic_slice_in_dim as dynamic_slice_in_dim
+from ._generated.selection import take as take
+from ._generated.selection import take_along_axis as take_along_axis
 from ._generated.selection import where as where
 from ._generated.straight_through import abs_st as abs_st
 from ._generated.straight_through import clip_st as clip_st
@@ -68,9 +74,13 @@ __all__ = [
     "any",
     "arccos",
     "arcsin",
+    "choose",
     "clip",
     "clip_st",
     "div",
+    "dynamic_index_in_dim",
+    "dynamic_slice",
+    "dynamic_slice_in_dim",
     "equal",
     "equal_st",
     "grad_replace",
@@ -104,5 +114,7 @@ __all__ = [
     "softrelu",
     "sqrt",
     "st",
+    "take",
+    "take_along_axis",
     "where",
 ]

@@ -2,12 +2,18 @@
 # DO NOT EDIT: change the catalogue or the template and run `make generate`.
 """Public wrappers of the selection operations: validation, promotion, dispatch."""
 
+from collections.abc import Sequence
+
+import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
 from .._impl import selection as _selection
+from .._impl import soft_index as _soft_index
 from .._impl.validation import (
     as_inexact,
+    check_axis,
+    check_nonnegative_int,
 )
 
 
@@ -48,3 +54,257 @@ def where(
     """
     condition, x, y = as_inexact(condition, x, y)
     return _selection.where(condition, x, y)
+
+
+def take_along_axis(
+    x: ArrayLike,
+    soft_index: ArrayLike,
+    axis: int | None = -1,
+) -> Array:
+    r"""Select along an axis with a hard index or a SoftIndex.
+
+    $$
+    y_{\dots k \dots} = \sum_j p_{\dots k \dots, j}\, x_{\dots j \dots}
+    $$
+
+    **Arguments:**
+
+    - `x`: Values, shape (..., n, ...).
+    - `soft_index`: Integer indices as for `jnp.take_along_axis`, or a SoftIndex of shape (..., k, ..., n): x.ndim + 1 dimensions, the last a distribution over the n positions of `axis`.
+    - `axis`: Axis to select along; None flattens `x` (the SoftIndex is then (k, n)).
+
+    **Returns:**
+
+    Array: Shape (..., k, ...): the expected selected value, `sum_j p_j x_j`.
+
+    **Example:**
+
+    ```python
+    import jax
+    import jax.numpy as jnp
+    from diffbio.core import soft_ops
+
+    x = jnp.array([[5.0, 3.0, 4.0], [2.0, 7.0, 6.0]])
+    p = jax.nn.softmax(-x / 0.5, axis=1)[:, None, :]  # soft argmin per row: (2, 1, 3)
+    soft_ops.take_along_axis(x, p, axis=1)
+    ```
+
+    **Use case:** Gather the soft-sorted expression values of each cell.
+
+    **Reference:** Paulus et al. (2026), "SoftJAX & SoftTorch: Empowering Automatic Differentiation Libraries with Informative Gradients", arXiv:2603.08824.
+    """
+    x = jnp.asarray(x)
+    soft_index = jnp.asarray(soft_index)
+    axis = check_axis("take_along_axis", axis, x.ndim)
+    return _soft_index.take_along_axis(x, soft_index, axis)
+
+
+def take(
+    x: ArrayLike,
+    soft_index: ArrayLike,
+    axis: int | None = None,
+) -> Array:
+    r"""Take entries along an axis with a hard index or a SoftIndex.
+
+    $$
+    y = \sum_j p_{\cdot, j}\, x_{\dots j \dots}
+    $$
+
+    **Arguments:**
+
+    - `x`: Values, shape (..., n, ...).
+    - `soft_index`: Integer indices as for `jnp.take`, or a SoftIndex of shape (*I, n) applied across the batch dimensions of `x`.
+    - `axis`: Axis to take along; None flattens `x`.
+
+    **Returns:**
+
+    Array: The shape of `x` with `axis` replaced by the index dimensions I.
+
+    **Example:**
+
+    ```python
+    import jax
+    import jax.numpy as jnp
+    from diffbio.core import soft_ops
+
+    x = jnp.arange(12.0).reshape(3, 4)
+    p = jax.nn.one_hot(jnp.array([3, 0]), 4)
+    soft_ops.take(x, p, axis=1)
+    ```
+
+    **Use case:** Pick a soft choice of reference positions from every read's coverage track.
+
+    **Reference:** Paulus et al. (2026), "SoftJAX & SoftTorch: Empowering Automatic Differentiation Libraries with Informative Gradients", arXiv:2603.08824.
+    """
+    x = jnp.asarray(x)
+    soft_index = jnp.asarray(soft_index)
+    axis = check_axis("take", axis, x.ndim)
+    return _soft_index.take(x, soft_index, axis)
+
+
+def choose(
+    soft_index: ArrayLike,
+    choices: Sequence[ArrayLike],
+) -> Array:
+    r"""Choose among several arrays with a hard index or a SoftIndex.
+
+    $$
+    y = \sum_j p_{\dots, j}\, \mathrm{choices}_j
+    $$
+
+    **Arguments:**
+
+    - `soft_index`: Integer choice per element, or a SoftIndex of shape (..., n) over the n choices.
+    - `choices`: The n arrays to choose from (a sequence, or an array of shape (n, ...)).
+
+    **Returns:**
+
+    Array: The broadcast shape of the index dimensions and the choices.
+
+    **Example:**
+
+    ```python
+    import jax
+    import jax.numpy as jnp
+    from diffbio.core import soft_ops
+
+    choices = jnp.array([[1.0, 2.0], [10.0, 20.0]])
+    soft_ops.choose(jnp.array([[0.9, 0.1], [0.2, 0.8]]), choices)
+    ```
+
+    **Use case:** Mix per-sample normalisation strategies by a learned soft choice.
+
+    **Reference:** Paulus et al. (2026), "SoftJAX & SoftTorch: Empowering Automatic Differentiation Libraries with Informative Gradients", arXiv:2603.08824.
+    """
+    soft_index = jnp.asarray(soft_index)
+    return _soft_index.choose(soft_index, choices)
+
+
+def dynamic_index_in_dim(
+    x: ArrayLike,
+    soft_index: ArrayLike,
+    axis: int | None = 0,
+    keepdims: bool = True,
+) -> Array:
+    r"""One entry along an axis at a hard or soft position.
+
+    $$
+    y = \sum_j p_j\, x_{\dots j \dots}
+    $$
+
+    **Arguments:**
+
+    - `x`: Values, shape (..., n, ...).
+    - `soft_index`: An integer position, or a SoftIndex of shape (n,).
+    - `axis`: Axis to index.
+    - `keepdims`: Keep the indexed axis with size 1.
+
+    **Returns:**
+
+    Array: `x` with `axis` reduced (or of size 1 with `keepdims`).
+
+    **Example:**
+
+    ```python
+    import jax
+    import jax.numpy as jnp
+    from diffbio.core import soft_ops
+
+    x = jnp.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    soft_ops.dynamic_index_in_dim(x, jnp.array([0.0, 0.5, 0.5]), axis=1, keepdims=False)
+    ```
+
+    **Use case:** Read the coverage at a learned (soft) breakpoint position.
+
+    **Reference:** Paulus et al. (2026), "SoftJAX & SoftTorch: Empowering Automatic Differentiation Libraries with Informative Gradients", arXiv:2603.08824.
+    """
+    x = jnp.asarray(x)
+    soft_index = jnp.asarray(soft_index)
+    axis = check_axis("dynamic_index_in_dim", axis, x.ndim)
+    return _soft_index.dynamic_index_in_dim(x, soft_index, axis, keepdims)
+
+
+def dynamic_slice_in_dim(
+    x: ArrayLike,
+    soft_start_index: ArrayLike,
+    slice_size: int,
+    axis: int | None = 0,
+) -> Array:
+    r"""A window along an axis whose start is hard or soft.
+
+    $$
+    y_t = \sum_s p'_s\, x_{s + t},\ p' = p \text{ with the mass of } s > n - L \text{ moved to } n - L
+    $$
+
+    **Arguments:**
+
+    - `x`: Values, shape (..., n, ...).
+    - `soft_start_index`: An integer start, or a SoftIndex of shape (n,) over start positions; starts past n - slice_size are clamped to it, as `lax` does (no wrap-around).
+    - `slice_size`: Window length, 1 to n.
+    - `axis`: Axis to slice.
+
+    **Returns:**
+
+    Array: `x` with `axis` of length `slice_size`: the expected window.
+
+    **Example:**
+
+    ```python
+    import jax
+    import jax.numpy as jnp
+    from diffbio.core import soft_ops
+
+    x = jnp.arange(10.0)
+    start = jax.nn.softmax(-((jnp.arange(10.0) - 4.0) ** 2))
+    soft_ops.dynamic_slice_in_dim(x, start, 3)
+    ```
+
+    **Use case:** Extract a window around a candidate variant whose position is a learned soft index.
+
+    **Reference:** Paulus et al. (2026), "SoftJAX & SoftTorch: Empowering Automatic Differentiation Libraries with Informative Gradients", arXiv:2603.08824.
+    """
+    check_nonnegative_int("dynamic_slice_in_dim", "slice_size", slice_size)
+    x = jnp.asarray(x)
+    soft_start_index = jnp.asarray(soft_start_index)
+    axis = check_axis("dynamic_slice_in_dim", axis, x.ndim)
+    return _soft_index.dynamic_slice_in_dim(x, soft_start_index, slice_size, axis)
+
+
+def dynamic_slice(
+    x: ArrayLike,
+    soft_start_indices: Sequence[ArrayLike],
+    slice_sizes: Sequence[ArrayLike],
+) -> Array:
+    r"""A multi-axis window whose start along each axis is hard or soft.
+
+    $$
+    \text{dynamic\_slice\_in\_dim along each axis in turn}
+    $$
+
+    **Arguments:**
+
+    - `x`: Values, shape (n_1, ..., n_d).
+    - `soft_start_indices`: One start per axis, each an integer or a SoftIndex of shape (n_i,).
+    - `slice_sizes`: One window length per axis.
+
+    **Returns:**
+
+    Array: Shape `slice_sizes`.
+
+    **Example:**
+
+    ```python
+    import jax
+    import jax.numpy as jnp
+    from diffbio.core import soft_ops
+
+    x = jnp.arange(16.0).reshape(4, 4)
+    soft_ops.dynamic_slice(x, [1, jnp.array([0.0, 0.5, 0.5, 0.0])], [2, 2])
+    ```
+
+    **Use case:** Cut a soft tile out of a Hi-C contact map around a learned locus.
+
+    **Reference:** Paulus et al. (2026), "SoftJAX & SoftTorch: Empowering Automatic Differentiation Libraries with Informative Gradients", arXiv:2603.08824.
+    """
+    x = jnp.asarray(x)
+    return _soft_index.dynamic_slice(x, soft_start_indices, slice_sizes)
