@@ -141,10 +141,11 @@ def test_bfloat16_and_float64_keep_their_dtype():
 
 
 def test_mismatched_soft_index_is_a_clear_error():
-    with pytest.raises(
-        ValueError,
-        match=r"take_along_axis: the SoftIndex's last axis must have the length of axis 1 of x \(5\), got a SoftIndex of shape \(3, 2, 4, 4\)",
-    ):
+    message = (
+        r"take_along_axis: the SoftIndex's last axis must have the length of axis 1 of x "
+        r"\(5\), got a SoftIndex of shape \(3, 2, 4, 4\)"
+    )
+    with pytest.raises(ValueError, match=message):
         soft_ops.take_along_axis(X, random_soft((3, 2, 4, 4)), axis=1)
     with pytest.raises(ValueError, match=r"dynamic_slice_in_dim: slice_size must be in \[1, 5\]"):
         soft_ops.dynamic_slice_in_dim(jnp.zeros(5), random_soft((5,)), 6)
