@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: install generate check-generated lint test test-full demo clean
+.PHONY: install generate check-generated lint test test-full demo bench clean
 
 install: $(STAMP)
 
@@ -41,6 +41,9 @@ test-full: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m examples
+
+bench: $(STAMP)
+	$(PY) -m benchmarks
 
 clean:
 	rm -rf $(VENV) build site .pytest_cache .ruff_cache

@@ -102,6 +102,7 @@ _VALIDATOR_OF_KIND = {
     "softness": "check_softness",
     "float": "check_finite_float",
     "int": "check_nonnegative_int",
+    "k": "check_positive_int",
     "axis": "check_axis",
     "axes": "check_axis",
 }
@@ -110,11 +111,15 @@ _VALIDATOR_OF_KIND = {
 def imports(ops: list[OpSpec]) -> dict[str, list[str]]:
     """The names each generated wrapper module needs, so it imports nothing unused."""
     kinds = {p.kind for op in ops for p in op.params}
-    hard_calls = [hard_call(op) for op in ops if op.hard and "hard" in op.modes]
+    hard_calls = [
+        hard_call(op) for op in ops if op.hard and "hard" in op.modes and op.hard_in == "wrapper"
+    ]
     typing = [n for n, used in (("Any", "options" in kinds), ("Literal", "mode" in kinds)) if used]
     abc = ["Sequence"] if "sequence" in kinds else []
     promotes = any(op.array_params for op in ops)
     validation = {_VALIDATOR_OF_KIND[k] for k in kinds if k in _VALIDATOR_OF_KIND}
+    if any(p.choices for op in ops for p in op.params):
+        validation.add("check_choice")
     if promotes:
         validation.add("as_inexact")
     if "softness" in kinds:

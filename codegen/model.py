@@ -58,6 +58,7 @@ class Param(_Strict):
     kind: ParamKind
     default: Any = None
     doc: str | None = None
+    choices: list[str] | None = None  # valid values of a "str" parameter
 
     @property
     def has_default(self) -> bool:
@@ -93,6 +94,10 @@ class OpSpec(_Strict):
     hard: DottedPath | None = None
     hard_args: list[str] | None = None
     hard_kwargs: list[Identifier] = []
+    # Where mode="hard" is computed: in the generated wrapper (a call of `hard`, cast to
+    # the input dtype) or in the kernel (when the hard result needs reshaping, e.g. a
+    # one-hot SoftIndex).
+    hard_in: Literal["wrapper", "kernel"] = "wrapper"
     kernel: DottedPath
     params: list[Param]
     modes: list[Mode] = []
@@ -170,6 +175,15 @@ class OpSpec(_Strict):
                     f"parameter {param.name!r} has no default but follows one that has; "
                     "give it a default or move it earlier"
                 )
+        for param in self.params:
+            if param.choices is not None and param.kind != "str":
+                raise ValueError(f"parameter {param.name!r}: `choices` needs kind 'str'")
+            if param.choices and "default" in param.model_fields_set:
+                if param.default not in param.choices:
+                    raise ValueError(
+                        f"parameter {param.name!r}: default {param.default!r} is not among "
+                        f"its choices {param.choices}"
+                    )
         for key in self.test.fixed:
             if key not in names:
                 raise ValueError(f"test.fixed names {key!r}, which is not a parameter")

@@ -1,8 +1,8 @@
 """`make demo`: run every example and print one summary table."""
 
-from . import quality_filtering
+from . import gene_ranking, quality_filtering
 
-EXAMPLES = [quality_filtering.main]
+EXAMPLES = [quality_filtering.main, gene_ranking.main]
 
 
 def main() -> None:

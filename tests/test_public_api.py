@@ -11,6 +11,19 @@ from codegen.generate import NON_OP_EXPORTS
 from diffbio.core import soft_ops
 from tests.generated.cases import OPS, ST_NAMES
 
+
+def required_args(name: str) -> dict:
+    """Arrays of ones for the array parameters, and a valid value for k / q."""
+    info = OPS[name]
+    args = {p: jnp.ones(3) for p in info["array_params"]}
+    for param, kind in zip(info["params"], info["kinds"], strict=True):
+        if kind == "k":
+            args[param] = 1
+        elif kind == "q":
+            args[param] = 50.0 if "percentile" in name else 0.5
+    return args
+
+
 SOFTNESS_OPS = [name for name, info in OPS.items() if "softness" in info["params"]]
 MODE_OPS = [name for name, info in OPS.items() if info["modes"]]
 
@@ -43,7 +56,7 @@ def test_importing_soft_ops_pulls_in_no_optional_dependency():
 
 @pytest.mark.parametrize("name", MODE_OPS)
 def test_unknown_mode_names_op_value_and_valid_modes(name):
-    args = {p: jnp.ones(3) for p in OPS[name]["array_params"]}
+    args = required_args(name)
     valid = ", ".join(repr(m) for m in OPS[name]["modes"])
     with pytest.raises(
         ValueError, match=rf"^{name}: invalid mode 'soft'; valid modes are {valid}$"
@@ -54,7 +67,7 @@ def test_unknown_mode_names_op_value_and_valid_modes(name):
 @pytest.mark.parametrize("name", SOFTNESS_OPS)
 @pytest.mark.parametrize("softness", [0.0, -0.1, float("nan"), float("inf")])
 def test_bad_softness_is_rejected_with_its_value(name, softness):
-    args = {p: jnp.ones(3) for p in OPS[name]["array_params"]}
+    args = required_args(name)
     with pytest.raises(
         ValueError, match=rf"^{name}: softness must be a positive finite number, got {softness!r}$"
     ):

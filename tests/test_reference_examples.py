@@ -182,3 +182,140 @@ def test_combining_soft_filters():
     )
     np.testing.assert_allclose(scope["combined"], scope["q_pass"] * scope["mq_pass"], rtol=1e-6)
     np.testing.assert_allclose(scope["combined"], [1.0, 0.0, 0.0, 0.0], atol=1e-4)
+
+
+def test_softindex():
+    scores = jnp.array([[0.1, 2.0, 1.5], [3.0, -1.0, 0.0]])
+    scope = run(
+        """
+        from diffbio.core.soft_ops import SoftIndex
+        # Soft argmax returns a probability distribution over positions
+        idx: SoftIndex = soft_ops.argmax(scores, axis=-1, softness=0.1)
+        # Shape: same as scores but last dim is a probability distribution
+        # idx[..., i] is the probability that position i holds the maximum
+        """,
+        scores=scores,
+    )
+    idx = np.asarray(scope["idx"])
+    assert idx.shape == scores.shape
+    np.testing.assert_allclose(idx.sum(-1), 1.0, rtol=1e-6)
+    assert list(idx.argmax(-1)) == [1, 0]
+
+
+def test_st_decorator_on_sort():
+    x = jnp.array([[0.3, -1.2, 2.0, 0.9], [1.0, 0.0, -3.0, 4.0]])
+    scope = run(
+        """
+        from diffbio.core.soft_ops import st, sort
+
+        sort_st = st(sort)
+        # Forward pass uses jnp.sort (hard), backward uses soft sort
+        values = sort_st(x, axis=-1, softness=0.1, mode="smooth")
+        """,
+        x=x,
+    )
+    np.testing.assert_array_equal(scope["values"], jnp.sort(x, axis=-1))
+    st_grad = jax.grad(lambda v: (scope["sort_st"](v, softness=0.1) * jnp.arange(4.0)).sum())(x)
+    soft_grad = jax.grad(lambda v: (soft_ops.sort(v, softness=0.1) * jnp.arange(4.0)).sum())(x)
+    np.testing.assert_allclose(st_grad, soft_grad, rtol=1e-5, atol=1e-6)
+
+
+def test_prebuilt_st_variants():
+    x = jnp.array([[0.2, 0.9, 0.1, 0.85, 0.3, 0.95, 0.4, 0.5, 0.6, 0.7, 0.05]] * 2)
+    y = jnp.zeros_like(x)
+    scope = run(
+        """
+        from diffbio.core import soft_ops
+
+        # Hard forward, soft backward for each operation
+        a = soft_ops.sort_st(x, axis=-1, softness=0.1)
+        b = soft_ops.argmax_st(x, axis=-1, softness=0.1)
+        c = soft_ops.greater_st(x, y, softness=0.1)
+        d = soft_ops.relu_st(x, softness=0.1)
+        e = soft_ops.rank_st(x, axis=0, softness=0.1)
+        f = soft_ops.top_k_st(x, k=10, softness=0.1)
+        # ... and 21 more
+        """,
+        x=x,
+        y=y,
+    )
+    np.testing.assert_array_equal(scope["a"], jnp.sort(x, axis=-1))
+    np.testing.assert_array_equal(scope["b"], jax.nn.one_hot(jnp.argmax(x, -1), x.shape[-1]))
+    np.testing.assert_array_equal(scope["c"], (x > y).astype(x.dtype))
+    np.testing.assert_array_equal(scope["d"], jax.nn.relu(x))
+    np.testing.assert_array_equal(scope["e"], 1.5 * jnp.ones_like(x))  # tied rows: average rank
+    values, index = jax.lax.top_k(x, 10)
+    np.testing.assert_array_equal(scope["f"][0], values)
+    np.testing.assert_array_equal(scope["f"][1], jax.nn.one_hot(index, x.shape[-1]))
+    st_names = [n for n in soft_ops.__all__ if n.endswith("_st")]
+    assert len(st_names) == 27
+
+
+def test_soft_gene_ranking():
+    scope = run(
+        """
+        import jax.numpy as jnp
+        from diffbio.core import soft_ops
+
+        # Expression matrix: (num_genes, num_samples)
+        expression = jnp.array([[2.1, 0.5, 3.8, 1.2],
+                                [4.0, 1.1, 0.3, 2.7]])
+
+        # Continuous ranks along the gene axis (axis=0)
+        # Rank 1 = lowest expression, rank n = highest
+        ranks = soft_ops.rank(expression, axis=0, softness=0.1)
+        """
+    )
+    ranks = np.asarray(scope["ranks"])
+    assert ranks.shape == (2, 4)
+    np.testing.assert_allclose(ranks, [[1, 1, 2, 1], [2, 2, 1, 2]], atol=0.05)
+    np.testing.assert_allclose(ranks.sum(0), 3.0, atol=1e-4)
+
+
+def test_soft_top_k_selection():
+    scope = run(
+        """
+        import jax.numpy as jnp
+        from diffbio.core import soft_ops
+
+        variant_scores = jnp.array([0.2, 0.9, 0.1, 0.85, 0.3, 0.95])
+
+        # Select top 3 variants with differentiable selection
+        values, soft_indices = soft_ops.top_k(variant_scores, k=3, softness=0.1)
+        # values: soft-sorted top-3 scores (descending)
+        # soft_indices: (3, 6) SoftIndex matrix -- each row is a probability
+        # distribution over the 6 original positions
+        """
+    )
+    values, index = np.asarray(scope["values"]), np.asarray(scope["soft_indices"])
+    assert values.shape == (3,) and index.shape == (3, 6)
+    np.testing.assert_allclose(values, [0.95, 0.9, 0.85], atol=0.04)  # soft, blurred by 0.1
+    assert np.all(np.diff(values) <= 0)
+    np.testing.assert_allclose(values, index @ np.asarray(scope["variant_scores"]), rtol=1e-5)
+    np.testing.assert_allclose(index.sum(-1), 1.0, rtol=1e-6)
+    assert list(index.argmax(-1)) == [5, 1, 3]
+
+
+def test_differentiable_median_normalization():
+    scope = run(
+        """
+        import jax.numpy as jnp
+        from diffbio.core import soft_ops
+
+        # Single-cell count matrix: (num_cells, num_genes)
+        counts = jnp.array([[100.0, 200.0, 50.0],
+                            [150.0, 80.0, 300.0]])
+
+        # Differentiable median per cell
+        cell_medians = soft_ops.median(counts, axis=-1, softness=0.1)
+
+        # Normalize each cell by its median
+        normalized = counts / cell_medians[..., None]
+        """
+    )
+    np.testing.assert_allclose(scope["cell_medians"], [100.0, 150.0], rtol=0.06)
+    sharp = soft_ops.median(scope["counts"], axis=-1, softness=1e-3)
+    np.testing.assert_allclose(sharp, [100.0, 150.0], rtol=1e-4)
+    np.testing.assert_allclose(
+        scope["normalized"], scope["counts"] / scope["cell_medians"][:, None], rtol=1e-6
+    )

@@ -76,8 +76,9 @@ def test_unknown_key():
     text = GOOD_ENTRY.replace("    st: true\n", "    st: true\n    hardd: jax.numpy.greater\n")
     assert errors_of(text) == (
         "spec.yaml:18: op 'greater', field 'hardd': unknown key 'hardd'; allowed keys are "
-        "name, category, summary, hard, hard_args, hard_kwargs, kernel, params, modes, methods, "
-        "default_method, returns, returns_doc, st, math, use_case, example, reference, test"
+        "name, category, summary, hard, hard_args, hard_kwargs, hard_in, kernel, params, modes, "
+        "methods, default_method, returns, returns_doc, st, math, use_case, example, reference, "
+        "test"
     )
 
 

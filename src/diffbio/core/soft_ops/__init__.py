@@ -34,6 +34,12 @@ from ._generated.logical import logical_and as logical_and
 from ._generated.logical import logical_not as logical_not
 from ._generated.logical import logical_or as logical_or
 from ._generated.logical import logical_xor as logical_xor
+from ._generated.quantile import argmedian as argmedian
+from ._generated.quantile import argpercentile as argpercentile
+from ._generated.quantile import argquantile as argquantile
+from ._generated.quantile import median as median
+from ._generated.quantile import percentile as percentile
+from ._generated.quantile import quantile as quantile
 from ._generated.safe_math import arccos as arccos
 from ._generated.safe_math import arcsin as arcsin
 from ._generated.safe_math import div as div
@@ -47,7 +53,21 @@ from ._generated.selection import dynamic_slice_in_dim as dynamic_slice_in_dim
 from ._generated.selection import take as take
 from ._generated.selection import take_along_axis as take_along_axis
 from ._generated.selection import where as where
+from ._generated.sorting import argmax as argmax
+from ._generated.sorting import argmin as argmin
+from ._generated.sorting import argsort as argsort
+from ._generated.sorting import max as max
+from ._generated.sorting import min as min
+from ._generated.sorting import rank as rank
+from ._generated.sorting import sort as sort
+from ._generated.sorting import top_k as top_k
 from ._generated.straight_through import abs_st as abs_st
+from ._generated.straight_through import argmax_st as argmax_st
+from ._generated.straight_through import argmedian_st as argmedian_st
+from ._generated.straight_through import argmin_st as argmin_st
+from ._generated.straight_through import argpercentile_st as argpercentile_st
+from ._generated.straight_through import argquantile_st as argquantile_st
+from ._generated.straight_through import argsort_st as argsort_st
 from ._generated.straight_through import clip_st as clip_st
 from ._generated.straight_through import equal_st as equal_st
 from ._generated.straight_through import greater_equal_st as greater_equal_st
@@ -56,10 +76,18 @@ from ._generated.straight_through import heaviside_st as heaviside_st
 from ._generated.straight_through import isclose_st as isclose_st
 from ._generated.straight_through import less_equal_st as less_equal_st
 from ._generated.straight_through import less_st as less_st
+from ._generated.straight_through import max_st as max_st
+from ._generated.straight_through import median_st as median_st
+from ._generated.straight_through import min_st as min_st
 from ._generated.straight_through import not_equal_st as not_equal_st
+from ._generated.straight_through import percentile_st as percentile_st
+from ._generated.straight_through import quantile_st as quantile_st
+from ._generated.straight_through import rank_st as rank_st
 from ._generated.straight_through import relu_st as relu_st
 from ._generated.straight_through import round_st as round_st
 from ._generated.straight_through import sign_st as sign_st
+from ._generated.straight_through import sort_st as sort_st
+from ._generated.straight_through import top_k_st as top_k_st
 from ._impl.straight_through import grad_replace as grad_replace
 from ._impl.straight_through import st as st
 from ._impl.types import SoftBool as SoftBool
@@ -74,6 +102,18 @@ __all__ = [
     "any",
     "arccos",
     "arcsin",
+    "argmax",
+    "argmax_st",
+    "argmedian",
+    "argmedian_st",
+    "argmin",
+    "argmin_st",
+    "argpercentile",
+    "argpercentile_st",
+    "argquantile",
+    "argquantile_st",
+    "argsort",
+    "argsort_st",
     "choose",
     "clip",
     "clip_st",
@@ -101,9 +141,21 @@ __all__ = [
     "logical_not",
     "logical_or",
     "logical_xor",
+    "max",
+    "max_st",
+    "median",
+    "median_st",
+    "min",
+    "min_st",
     "norm",
     "not_equal",
     "not_equal_st",
+    "percentile",
+    "percentile_st",
+    "quantile",
+    "quantile_st",
+    "rank",
+    "rank_st",
     "relu",
     "relu_st",
     "round",
@@ -112,9 +164,13 @@ __all__ = [
     "sign",
     "sign_st",
     "softrelu",
+    "sort",
+    "sort_st",
     "sqrt",
     "st",
     "take",
     "take_along_axis",
+    "top_k",
+    "top_k_st",
     "where",
 ]

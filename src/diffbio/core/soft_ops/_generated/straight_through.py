@@ -2,17 +2,19 @@
 # DO NOT EDIT: change the catalogue or the template and run `make generate`.
 """Straight-through variants: the hard forward value with the soft gradient."""
 
-from typing import Literal
+from typing import Any, Literal
 
 from jax import Array
 from jax.typing import ArrayLike
 
 from .._impl.straight_through import st
-from .._impl.types import SoftBool
+from .._impl.types import SoftBool, SoftIndex
 from .comparison import equal, greater, greater_equal, isclose, less, less_equal, not_equal
 from .elementwise import abs, clip, heaviside, relu, round, sign
+from .quantile import argmedian, argpercentile, argquantile, median, percentile, quantile
+from .sorting import argmax, argmin, argsort, max, min, rank, sort, top_k
 
-__all__ = ["abs_st", "clip_st", "equal_st", "greater_equal_st", "greater_st", "heaviside_st", "isclose_st", "less_equal_st", "less_st", "not_equal_st", "relu_st", "round_st", "sign_st"]
+__all__ = ["abs_st", "argmax_st", "argmedian_st", "argmin_st", "argpercentile_st", "argquantile_st", "argsort_st", "clip_st", "equal_st", "greater_equal_st", "greater_st", "heaviside_st", "isclose_st", "less_equal_st", "less_st", "max_st", "median_st", "min_st", "not_equal_st", "percentile_st", "quantile_st", "rank_st", "relu_st", "round_st", "sign_st", "sort_st", "top_k_st"]
 
 
 def heaviside_st(
@@ -333,3 +335,413 @@ def isclose_st(
     ```
     """
     return st(isclose)(x=x, y=y, softness=softness, rtol=rtol, atol=atol, mode=mode, epsilon=epsilon)
+
+
+def sort_st(
+    x: ArrayLike,
+    axis: int | None = -1,
+    descending: bool = False,
+    softness: float | Array = 0.1,
+    mode: Literal["hard", "smooth", "c0", "c1", "c2"] = "smooth",
+    method: Literal["softsort", "neuralsort", "sorting_network"] = "neuralsort",
+    standardize: bool = True,
+    ot_kwargs: dict[str, Any] | None = None,
+    gated_grad: bool = True,
+) -> Array:
+    """Straight-through [`sort`][diffbio.core.soft_ops.sort]: the forward
+    value of `sort(..., mode="hard")`, the gradient of `sort(..., mode=mode)`.
+
+    Takes the same arguments as `sort`.
+
+    **Example:**
+
+    ```python
+    import jax
+    import jax.numpy as jnp
+    from diffbio.core import soft_ops
+
+    soft_ops.sort_st(jnp.array([3.0, 1.0, 2.0]), softness=0.1)
+    ```
+    """
+    return st(sort)(x=x, axis=axis, descending=descending, softness=softness, mode=mode, method=method, standardize=standardize, ot_kwargs=ot_kwargs, gated_grad=gated_grad)
+
+
+def argsort_st(
+    x: ArrayLike,
+    axis: int | None = -1,
+    descending: bool = False,
+    softness: float | Array = 0.1,
+    mode: Literal["hard", "smooth", "c0", "c1", "c2"] = "smooth",
+    method: Literal["softsort", "neuralsort", "sorting_network"] = "neuralsort",
+    standardize: bool = True,
+    ot_kwargs: dict[str, Any] | None = None,
+) -> SoftIndex:
+    """Straight-through [`argsort`][diffbio.core.soft_ops.argsort]: the forward
+    value of `argsort(..., mode="hard")`, the gradient of `argsort(..., mode=mode)`.
+
+    Takes the same arguments as `argsort`.
+
+    **Example:**
+
+    ```python
+    import jax
+    import jax.numpy as jnp
+    from diffbio.core import soft_ops
+
+    soft_ops.argsort_st(jnp.array([3.0, 1.0, 2.0]), softness=0.1)
+    ```
+    """
+    return st(argsort)(x=x, axis=axis, descending=descending, softness=softness, mode=mode, method=method, standardize=standardize, ot_kwargs=ot_kwargs)
+
+
+def argmax_st(
+    x: ArrayLike,
+    axis: int | None = -1,
+    keepdims: bool = False,
+    softness: float | Array = 0.1,
+    mode: Literal["hard", "smooth", "c0", "c1", "c2"] = "smooth",
+    method: Literal["softsort", "neuralsort", "sorting_network"] = "softsort",
+    standardize: bool = True,
+    ot_kwargs: dict[str, Any] | None = None,
+) -> SoftIndex:
+    """Straight-through [`argmax`][diffbio.core.soft_ops.argmax]: the forward
+    value of `argmax(..., mode="hard")`, the gradient of `argmax(..., mode=mode)`.
+
+    Takes the same arguments as `argmax`.
+
+    **Example:**
+
+    ```python
+    import jax
+    import jax.numpy as jnp
+    from diffbio.core import soft_ops
+
+    soft_ops.argmax_st(jnp.array([[0.1, 2.0, 1.9], [3.0, 0.0, 1.0]]), axis=-1, softness=0.1)
+    ```
+    """
+    return st(argmax)(x=x, axis=axis, keepdims=keepdims, softness=softness, mode=mode, method=method, standardize=standardize, ot_kwargs=ot_kwargs)
+
+
+def argmin_st(
+    x: ArrayLike,
+    axis: int | None = -1,
+    keepdims: bool = False,
+    softness: float | Array = 0.1,
+    mode: Literal["hard", "smooth", "c0", "c1", "c2"] = "smooth",
+    method: Literal["softsort", "neuralsort", "sorting_network"] = "softsort",
+    standardize: bool = True,
+    ot_kwargs: dict[str, Any] | None = None,
+) -> SoftIndex:
+    """Straight-through [`argmin`][diffbio.core.soft_ops.argmin]: the forward
+    value of `argmin(..., mode="hard")`, the gradient of `argmin(..., mode=mode)`.
+
+    Takes the same arguments as `argmin`.
+
+    **Example:**
+
+    ```python
+    import jax
+    import jax.numpy as jnp
+    from diffbio.core import soft_ops
+
+    soft_ops.argmin_st(jnp.array([0.1, 2.0, 1.9]), softness=0.1)
+    ```
+    """
+    return st(argmin)(x=x, axis=axis, keepdims=keepdims, softness=softness, mode=mode, method=method, standardize=standardize, ot_kwargs=ot_kwargs)
+
+
+def max_st(
+    x: ArrayLike,
+    axis: int | None = -1,
+    keepdims: bool = False,
+    softness: float | Array = 0.1,
+    mode: Literal["hard", "smooth", "c0", "c1", "c2"] = "smooth",
+    method: Literal["softsort", "neuralsort", "sorting_network"] = "softsort",
+    standardize: bool = True,
+    ot_kwargs: dict[str, Any] | None = None,
+    gated_grad: bool = True,
+) -> Array:
+    """Straight-through [`max`][diffbio.core.soft_ops.max]: the forward
+    value of `max(..., mode="hard")`, the gradient of `max(..., mode=mode)`.
+
+    Takes the same arguments as `max`.
+
+    **Example:**
+
+    ```python
+    import jax
+    import jax.numpy as jnp
+    from diffbio.core import soft_ops
+
+    soft_ops.max_st(jnp.array([0.1, 2.0, 1.9]), softness=0.1)
+    ```
+    """
+    return st(max)(x=x, axis=axis, keepdims=keepdims, softness=softness, mode=mode, method=method, standardize=standardize, ot_kwargs=ot_kwargs, gated_grad=gated_grad)
+
+
+def min_st(
+    x: ArrayLike,
+    axis: int | None = -1,
+    keepdims: bool = False,
+    softness: float | Array = 0.1,
+    mode: Literal["hard", "smooth", "c0", "c1", "c2"] = "smooth",
+    method: Literal["softsort", "neuralsort", "sorting_network"] = "softsort",
+    standardize: bool = True,
+    ot_kwargs: dict[str, Any] | None = None,
+    gated_grad: bool = True,
+) -> Array:
+    """Straight-through [`min`][diffbio.core.soft_ops.min]: the forward
+    value of `min(..., mode="hard")`, the gradient of `min(..., mode=mode)`.
+
+    Takes the same arguments as `min`.
+
+    **Example:**
+
+    ```python
+    import jax
+    import jax.numpy as jnp
+    from diffbio.core import soft_ops
+
+    soft_ops.min_st(jnp.array([0.1, 2.0, 1.9]), softness=0.1)
+    ```
+    """
+    return st(min)(x=x, axis=axis, keepdims=keepdims, softness=softness, mode=mode, method=method, standardize=standardize, ot_kwargs=ot_kwargs, gated_grad=gated_grad)
+
+
+def rank_st(
+    x: ArrayLike,
+    axis: int | None = -1,
+    descending: bool = False,
+    softness: float | Array = 0.1,
+    mode: Literal["hard", "smooth", "c0", "c1", "c2"] = "smooth",
+    method: Literal["softsort", "neuralsort", "sorting_network"] = "softsort",
+    standardize: bool = True,
+    ot_kwargs: dict[str, Any] | None = None,
+) -> Array:
+    """Straight-through [`rank`][diffbio.core.soft_ops.rank]: the forward
+    value of `rank(..., mode="hard")`, the gradient of `rank(..., mode=mode)`.
+
+    Takes the same arguments as `rank`.
+
+    **Example:**
+
+    ```python
+    import jax
+    import jax.numpy as jnp
+    from diffbio.core import soft_ops
+
+    expression = jnp.array([[2.1, 0.5, 3.8, 1.2], [4.0, 1.1, 0.3, 2.7]])
+    soft_ops.rank_st(expression, axis=0, softness=0.1)
+    ```
+    """
+    return st(rank)(x=x, axis=axis, descending=descending, softness=softness, mode=mode, method=method, standardize=standardize, ot_kwargs=ot_kwargs)
+
+
+def top_k_st(
+    x: ArrayLike,
+    k: int,
+    axis: int | None = -1,
+    softness: float | Array = 0.1,
+    mode: Literal["hard", "smooth", "c0", "c1", "c2"] = "smooth",
+    method: Literal["softsort", "neuralsort", "sorting_network"] = "neuralsort",
+    standardize: bool = True,
+    ot_kwargs: dict[str, Any] | None = None,
+    gated_grad: bool = True,
+) -> tuple[Array, SoftIndex | None]:
+    """Straight-through [`top_k`][diffbio.core.soft_ops.top_k]: the forward
+    value of `top_k(..., mode="hard")`, the gradient of `top_k(..., mode=mode)`.
+
+    Takes the same arguments as `top_k`.
+
+    **Example:**
+
+    ```python
+    import jax
+    import jax.numpy as jnp
+    from diffbio.core import soft_ops
+
+    variant_scores = jnp.array([0.2, 0.9, 0.1, 0.85, 0.3, 0.95])
+    values, soft_indices = soft_ops.top_k_st(variant_scores, k=3, softness=0.1)
+    ```
+    """
+    return st(top_k)(x=x, k=k, axis=axis, softness=softness, mode=mode, method=method, standardize=standardize, ot_kwargs=ot_kwargs, gated_grad=gated_grad)
+
+
+def quantile_st(
+    x: ArrayLike,
+    q: ArrayLike,
+    axis: int | None = None,
+    keepdims: bool = False,
+    softness: float | Array = 0.1,
+    mode: Literal["hard", "smooth", "c0", "c1", "c2"] = "smooth",
+    method: Literal["softsort", "neuralsort", "sorting_network"] = "neuralsort",
+    quantile_method: str = 'linear',
+    standardize: bool = True,
+    ot_kwargs: dict[str, Any] | None = None,
+    gated_grad: bool = True,
+) -> Array:
+    """Straight-through [`quantile`][diffbio.core.soft_ops.quantile]: the forward
+    value of `quantile(..., mode="hard")`, the gradient of `quantile(..., mode=mode)`.
+
+    Takes the same arguments as `quantile`.
+
+    **Example:**
+
+    ```python
+    import jax
+    import jax.numpy as jnp
+    from diffbio.core import soft_ops
+
+    soft_ops.quantile_st(jnp.array([4.0, 1.0, 3.0, 2.0]), jnp.array([0.25, 0.75]), softness=0.1)
+    ```
+    """
+    return st(quantile)(x=x, q=q, axis=axis, keepdims=keepdims, softness=softness, mode=mode, method=method, quantile_method=quantile_method, standardize=standardize, ot_kwargs=ot_kwargs, gated_grad=gated_grad)
+
+
+def median_st(
+    x: ArrayLike,
+    axis: int | None = None,
+    keepdims: bool = False,
+    softness: float | Array = 0.1,
+    mode: Literal["hard", "smooth", "c0", "c1", "c2"] = "smooth",
+    method: Literal["softsort", "neuralsort", "sorting_network"] = "neuralsort",
+    standardize: bool = True,
+    ot_kwargs: dict[str, Any] | None = None,
+    gated_grad: bool = True,
+) -> Array:
+    """Straight-through [`median`][diffbio.core.soft_ops.median]: the forward
+    value of `median(..., mode="hard")`, the gradient of `median(..., mode=mode)`.
+
+    Takes the same arguments as `median`.
+
+    **Example:**
+
+    ```python
+    import jax
+    import jax.numpy as jnp
+    from diffbio.core import soft_ops
+
+    counts = jnp.array([[100.0, 200.0, 50.0], [150.0, 80.0, 300.0]])
+    soft_ops.median_st(counts, axis=-1, softness=0.1)
+    ```
+    """
+    return st(median)(x=x, axis=axis, keepdims=keepdims, softness=softness, mode=mode, method=method, standardize=standardize, ot_kwargs=ot_kwargs, gated_grad=gated_grad)
+
+
+def percentile_st(
+    x: ArrayLike,
+    p: ArrayLike,
+    axis: int | None = None,
+    keepdims: bool = False,
+    softness: float | Array = 0.1,
+    mode: Literal["hard", "smooth", "c0", "c1", "c2"] = "smooth",
+    method: Literal["softsort", "neuralsort", "sorting_network"] = "neuralsort",
+    quantile_method: str = 'linear',
+    standardize: bool = True,
+    ot_kwargs: dict[str, Any] | None = None,
+    gated_grad: bool = True,
+) -> Array:
+    """Straight-through [`percentile`][diffbio.core.soft_ops.percentile]: the forward
+    value of `percentile(..., mode="hard")`, the gradient of `percentile(..., mode=mode)`.
+
+    Takes the same arguments as `percentile`.
+
+    **Example:**
+
+    ```python
+    import jax
+    import jax.numpy as jnp
+    from diffbio.core import soft_ops
+
+    soft_ops.percentile_st(jnp.arange(10.0), 90.0, softness=0.1)
+    ```
+    """
+    return st(percentile)(x=x, p=p, axis=axis, keepdims=keepdims, softness=softness, mode=mode, method=method, quantile_method=quantile_method, standardize=standardize, ot_kwargs=ot_kwargs, gated_grad=gated_grad)
+
+
+def argquantile_st(
+    x: ArrayLike,
+    q: ArrayLike,
+    axis: int | None = None,
+    keepdims: bool = False,
+    softness: float | Array = 0.1,
+    mode: Literal["hard", "smooth", "c0", "c1", "c2"] = "smooth",
+    method: Literal["softsort", "neuralsort", "sorting_network"] = "neuralsort",
+    quantile_method: str = 'linear',
+    standardize: bool = True,
+    ot_kwargs: dict[str, Any] | None = None,
+) -> SoftIndex:
+    """Straight-through [`argquantile`][diffbio.core.soft_ops.argquantile]: the forward
+    value of `argquantile(..., mode="hard")`, the gradient of `argquantile(..., mode=mode)`.
+
+    Takes the same arguments as `argquantile`.
+
+    **Example:**
+
+    ```python
+    import jax
+    import jax.numpy as jnp
+    from diffbio.core import soft_ops
+
+    soft_ops.argquantile_st(jnp.array([4.0, 1.0, 3.0, 2.0]), 0.5, softness=0.1)
+    ```
+    """
+    return st(argquantile)(x=x, q=q, axis=axis, keepdims=keepdims, softness=softness, mode=mode, method=method, quantile_method=quantile_method, standardize=standardize, ot_kwargs=ot_kwargs)
+
+
+def argmedian_st(
+    x: ArrayLike,
+    axis: int | None = None,
+    keepdims: bool = False,
+    softness: float | Array = 0.1,
+    mode: Literal["hard", "smooth", "c0", "c1", "c2"] = "smooth",
+    method: Literal["softsort", "neuralsort", "sorting_network"] = "neuralsort",
+    standardize: bool = True,
+    ot_kwargs: dict[str, Any] | None = None,
+) -> SoftIndex:
+    """Straight-through [`argmedian`][diffbio.core.soft_ops.argmedian]: the forward
+    value of `argmedian(..., mode="hard")`, the gradient of `argmedian(..., mode=mode)`.
+
+    Takes the same arguments as `argmedian`.
+
+    **Example:**
+
+    ```python
+    import jax
+    import jax.numpy as jnp
+    from diffbio.core import soft_ops
+
+    soft_ops.argmedian_st(jnp.array([4.0, 1.0, 3.0]), softness=0.1)
+    ```
+    """
+    return st(argmedian)(x=x, axis=axis, keepdims=keepdims, softness=softness, mode=mode, method=method, standardize=standardize, ot_kwargs=ot_kwargs)
+
+
+def argpercentile_st(
+    x: ArrayLike,
+    p: ArrayLike,
+    axis: int | None = None,
+    keepdims: bool = False,
+    softness: float | Array = 0.1,
+    mode: Literal["hard", "smooth", "c0", "c1", "c2"] = "smooth",
+    method: Literal["softsort", "neuralsort", "sorting_network"] = "neuralsort",
+    quantile_method: str = 'linear',
+    standardize: bool = True,
+    ot_kwargs: dict[str, Any] | None = None,
+) -> SoftIndex:
+    """Straight-through [`argpercentile`][diffbio.core.soft_ops.argpercentile]: the forward
+    value of `argpercentile(..., mode="hard")`, the gradient of `argpercentile(..., mode=mode)`.
+
+    Takes the same arguments as `argpercentile`.
+
+    **Example:**
+
+    ```python
+    import jax
+    import jax.numpy as jnp
+    from diffbio.core import soft_ops
+
+    soft_ops.argpercentile_st(jnp.arange(5.0), 75.0, softness=0.1)
+    ```
+    """
+    return st(argpercentile)(x=x, p=p, axis=axis, keepdims=keepdims, softness=softness, mode=mode, method=method, quantile_method=quantile_method, standardize=standardize, ot_kwargs=ot_kwargs)

@@ -1,0 +1,201 @@
+"""Helpers shared by the soft ordering kernels (all along the last axis).
+
+- `standardize` / `unstandardize`: the squashing map of SEMANTICS "standardize".
+- `soft_index`: simplex projection of scores divided by the softness.
+- `map_row_blocks` / `sum_row_blocks`: evaluate an n-row soft permutation a block of rows
+  at a time (`lax.map` over rematerialised blocks), so the forward and backward passes
+  hold O(n · block) values per batch row instead of n².
+- `hard_*`: the exact jnp / scipy results every kernel returns in `mode="hard"`.
+"""
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+from jax import Array
+
+from diffbio.core.soft_ops._impl.simplex import project_simplex
+
+STANDARDIZE_EPS = 1e-6
+"""Added to the variance before the square root in `standardize`."""
+
+_BLOCK_ELEMENTS = 1 << 21
+"""Target size of one (batch, rows, n) block: 2²¹ entries (8 MiB in float32)."""
+_MAX_BLOCK_ROWS = 128
+_MIN_BLOCK_ROWS = 8
+
+
+# --- dtypes ---------------------------------------------------------------------------
+
+
+def compute_dtype(x: Array) -> jnp.dtype:
+    """Float dtype the soft kernels compute in: float32 for 16-bit floats and integers."""
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        return jnp.result_type(float)
+    return x.dtype if jnp.finfo(x.dtype).bits >= 32 else jnp.dtype(jnp.float32)
+
+
+def output_dtype(x: Array) -> jnp.dtype:
+    """Float dtype the kernels return: the input's own dtype when it is a float."""
+    return x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.result_type(float)
+
+
+def prepare(x: Array, softness: float | Array) -> tuple[Array, Array]:
+    """Cast `x` and `softness` to the compute dtype (differentiably)."""
+    dtype = compute_dtype(x)
+    return x.astype(dtype), jnp.asarray(softness).astype(dtype)
+
+
+# --- standardisation -----------------------------------------------------------------
+
+
+def standardize_with_stats(x: Array) -> tuple[Array, Array, Array]:
+    """`(z, mean, std)` with `z = sigmoid((x - mean) / std)`, `std = sqrt(var + 1e-6)`."""
+    mean = jnp.mean(x, axis=-1, keepdims=True)  # (..., 1)
+    var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)  # (..., 1)
+    std = jnp.sqrt(var + STANDARDIZE_EPS)  # (..., 1)
+    return jax.nn.sigmoid((x - mean) / std), mean, std  # (..., n), (..., 1), (..., 1)
+
+
+def standardize(x: Array) -> Array:
+    """Squash `x` into (0, 1) along the last axis: `sigmoid((x - mean) / sqrt(var + 1e-6))`.
+
+    Softness then acts on a unit scale whatever the units of `x`; the map is strictly
+    increasing, so it changes no order.
+    """
+    return standardize_with_stats(x)[0]
+
+
+def unstandardize(z: Array, mean: Array, std: Array) -> Array:
+    """Inverse of `standardize`: `logit(z) · std + mean`, with `z` kept inside (0, 1)."""
+    eps = max(1e-10, 10.0 * float(jnp.finfo(z.dtype).eps))
+    z = jnp.clip(z, eps, 1.0 - eps)
+    return (jnp.log(z) - jnp.log1p(-z)) * std + mean
+
+
+def maybe_standardize(x: Array, enabled: bool) -> Array:
+    return standardize(x) if enabled else x
+
+
+# --- projections and weighted sums ----------------------------------------------------
+
+
+def soft_index(scores: Array, softness: Array, mode: str) -> Array:
+    """Project `scores / softness` onto the simplex along the last axis."""
+    return project_simplex(scores / softness, mode)
+
+
+def weighted_sum(p: Array, x: Array) -> Array:
+    """`Σ_j p[..., r, j] x[..., j]`: values selected by the soft index rows of `p`."""
+    return jnp.einsum("...rn,...n->...r", p, x, precision=jax.lax.Precision.HIGHEST)
+
+
+# --- block-wise evaluation of n-row soft permutations -----------------------------------
+
+
+def block_rows(batch_shape: tuple[int, ...], n: int) -> int:
+    """Rows per block so that one `(batch, rows, n)` block holds about 2²¹ entries."""
+    batch = 1
+    for size in batch_shape:
+        batch *= size
+    rows = _BLOCK_ELEMENTS // max(batch * n, 1)
+    return int(min(_MAX_BLOCK_ROWS, max(_MIN_BLOCK_ROWS, rows)))
+
+
+def _to_blocks(rows: Array, block: int) -> Array:
+    """`(..., m)` → `(num_blocks, ..., block)`, padding by repeating the last row."""
+    m = rows.shape[-1]
+    num_blocks = -(-m // block)
+    pad = num_blocks * block - m
+    rows = jnp.pad(rows, [(0, 0)] * (rows.ndim - 1) + [(0, pad)], mode="edge")  # (..., nb*c)
+    rows = rows.reshape(*rows.shape[:-1], num_blocks, block)  # (..., nb, c)
+    return jnp.moveaxis(rows, -2, 0)  # (nb, ..., c)
+
+
+def map_row_blocks(f: Callable[..., Array], rows: tuple[Array, ...], block: int) -> Array:
+    """Evaluate `f(*rows)` (row parameters `(..., m)` → outputs `(..., m)`) block by block.
+
+    `f` must treat the last axis of its arguments as independent rows. Each block is
+    rematerialised in the backward pass, so neither pass stores more than one block of
+    the `(..., m, n)` intermediate.
+    """
+    m = rows[0].shape[-1]
+    if m <= block:
+        return f(*rows)
+    blocked = tuple(_to_blocks(r, block) for r in rows)  # (nb, ..., c) each
+    remat = jax.checkpoint(f)
+    out = jax.lax.map(lambda args: remat(*args), blocked)  # (nb, ..., c)
+    out = jnp.moveaxis(out, 0, -2)  # (..., nb, c)
+    out = out.reshape(*out.shape[:-2], -1)  # (..., nb*c)
+    return out[..., :m]  # (..., m)
+
+
+def sum_row_blocks(
+    f: Callable[..., tuple[Array, ...]], rows: tuple[Array, ...], block: int
+) -> tuple[Array, ...]:
+    """`Σ_blocks f(*row_block, mask)`: accumulate per-column sums over blocks of rows.
+
+    `f(*row_block, mask)` gets the row parameters `(..., c)` and a `(c,)` float mask that
+    is 0 on padding rows, and returns a tuple of column sums `(..., n)` (weighted by the
+    mask). Blocks are rematerialised in the backward pass.
+    """
+    m = rows[0].shape[-1]
+    mask = jnp.ones((m,), dtype=rows[0].dtype)  # (m,)
+    if m <= block:
+        return f(*rows, mask)
+    blocked = tuple(_to_blocks(r, block) for r in rows)  # (nb, ..., c) each
+    mask_blocks = jnp.pad(mask, (0, blocked[0].shape[0] * block - m)).reshape(-1, block)
+    remat = jax.checkpoint(f)
+    first = jax.eval_shape(f, *(b[0] for b in blocked), mask_blocks[0])
+    init = tuple(jnp.zeros(s.shape, s.dtype) for s in first)
+
+    def step(acc: tuple[Array, ...], args: tuple[Array, ...]) -> tuple[tuple[Array, ...], None]:
+        part = remat(*args)
+        return tuple(a + p for a, p in zip(acc, part, strict=True)), None
+
+    total, _ = jax.lax.scan(step, init, (*blocked, mask_blocks))
+    return total
+
+
+# --- hard (exact) results ------------------------------------------------------------
+
+
+def one_hot(indices: Array, n: int, dtype: jnp.dtype) -> Array:
+    return jax.nn.one_hot(indices, n, dtype=dtype)  # (..., n)
+
+
+def hard_sort(x: Array, descending: bool) -> Array:
+    return jnp.sort(x, axis=-1, descending=descending)  # (..., n)
+
+
+def hard_argsort(x: Array, descending: bool) -> Array:
+    order = jnp.argsort(x, axis=-1, stable=True, descending=descending)  # (..., n)
+    return one_hot(order, x.shape[-1], output_dtype(x))  # (..., n, n)
+
+
+def hard_argmax(x: Array) -> Array:
+    return one_hot(jnp.argmax(x, axis=-1), x.shape[-1], output_dtype(x))  # (..., n)
+
+
+def hard_top_k(x: Array, k: int) -> tuple[Array, Array]:
+    values, indices = jax.lax.top_k(x, k)  # (..., k), (..., k)
+    return values, one_hot(indices, x.shape[-1], output_dtype(x))  # (..., k), (..., k, n)
+
+
+def hard_rank(x: Array, descending: bool) -> Array:
+    """Average ranks in [1, n] (ties share the mean of their positions), as
+    `scipy.stats.rankdata(x, axis=-1)`; `descending` ranks the largest first."""
+    n = x.shape[-1]
+    order = jnp.argsort(x, axis=-1, stable=True)  # (..., n)
+    ordered = jnp.take_along_axis(x, order, axis=-1)  # (..., n)
+    pos = jnp.broadcast_to(jnp.arange(n), x.shape)  # (..., n)
+    change = ordered[..., 1:] != ordered[..., :-1]  # (..., n-1)
+    true = jnp.ones((*x.shape[:-1], 1), dtype=bool)  # (..., 1)
+    starts = jnp.concatenate([true, change], axis=-1)  # (..., n)
+    ends = jnp.concatenate([change, true], axis=-1)  # (..., n)
+    first = jax.lax.cummax(jnp.where(starts, pos, 0), axis=pos.ndim - 1)  # (..., n)
+    last = jax.lax.cummin(jnp.where(ends, pos, n - 1), axis=pos.ndim - 1, reverse=True)
+    mean_rank = (first + last).astype(compute_dtype(x)) / 2 + 1  # (..., n)
+    ranks = jnp.take_along_axis(mean_rank, jnp.argsort(order, axis=-1), axis=-1)  # (..., n)
+    ranks = (n + 1 - ranks) if descending else ranks
+    return ranks.astype(output_dtype(x))

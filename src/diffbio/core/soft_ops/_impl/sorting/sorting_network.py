@@ -1,0 +1,226 @@
+"""Differentiable bitonic sorting network (Petersen et al. 2021), along the last axis.
+
+A bitonic network sorts `N = 2^m` values with `m (m + 1) / 2` layers of disjoint
+compare-swaps. Each compare-swap of `a` (here) against `b` (its partner) is relaxed with
+`σ = sigmoidal(a - b)` of the mode:
+
+    min = σ · b + (1 - σ) · a,    max = σ · a + (1 - σ) · b.
+
+Both outputs are `(1 - mix) · a + mix · b` with `mix = σ` at the position that takes the
+minimum and `1 - σ` at the one that takes the maximum; the same mixing of the rows of an
+identity matrix tracks the soft permutation `P` (row = sorted position, column = input),
+so `P @ z` equals the network's output. Inputs are padded to a power of two with values
+so far above the rest that every comparison with them is exactly (or, in `smooth` mode,
+to ~1e-26) decided, sorted last and cropped; `P` is cropped and its rows renormalised.
+
+With `standardize`, the network runs on `z = standardize(x)` and `sort` maps its output
+back with `logit(z) · std + mean`; the soft indices are built from `z`.
+
+Reference: F. Petersen, C. Borgelt, H. Kuehne and O. Deussen, "Differentiable Sorting
+Networks for Scalable Sorting and Ranking Supervision", ICML 2021, arXiv:2105.04019.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+
+from diffbio.core.soft_ops._impl.sigmoidal import sigmoidal
+from diffbio.core.soft_ops._impl.sorting._common import (
+    hard_argmax,
+    hard_argsort,
+    hard_rank,
+    hard_sort,
+    hard_top_k,
+    output_dtype,
+    prepare,
+    standardize_with_stats,
+    unstandardize,
+)
+
+
+def _layers(size: int) -> list[tuple[int, np.ndarray]]:
+    """`(distance d, takes_min mask)` for each layer of the ascending bitonic network.
+
+    In a layer with distance `d`, position `i` is compared with `i ^ d`; it receives the
+    minimum when it is the lower index of a pair in an ascending block (or the upper
+    index in a descending block).
+    """
+    layers = []
+    index = np.arange(size)
+    for phase in range(size.bit_length() - 1):
+        ascending = (index & (2 << phase)) == 0
+        for step in range(phase, -1, -1):
+            d = 1 << step
+            lower = (index & d) == 0
+            layers.append((d, ascending == lower))
+    return layers
+
+
+def _partner(a: Array, d: int, axis: int) -> Array:
+    """`a` with entries `i` and `i ^ d` swapped along `axis` (a reshape and flip)."""
+    axis = axis % a.ndim
+    shape = a.shape
+    size = shape[axis]
+    split = a.reshape(*shape[:axis], size // (2 * d), 2, d, *shape[axis + 1 :])
+    return jnp.flip(split, axis=axis + 1).reshape(shape)
+
+
+def _pad(z: Array, softness: Array) -> Array:
+    """Pad `(..., n)` to the next power of two with values that sort strictly last.
+
+    The gap to the row maximum is `(|max| + 1)(1 + 60 s)` ≥ 60 s + 1: beyond the
+    `[-5 s, 5 s]` support of the piecewise comparators and `sigmoid(-60) ≈ 1e-26` for
+    `smooth`, so padding never mixes with real entries.
+    """
+    n = z.shape[-1]
+    size = 1 << max(n - 1, 0).bit_length()
+    if size == n:
+        return z
+    top = jnp.max(z, axis=-1, keepdims=True)  # (..., 1)
+    fill = jax.lax.stop_gradient(top + (jnp.abs(top) + 1.0) * (1.0 + 60.0 * softness))
+    fill = jnp.broadcast_to(fill, (*z.shape[:-1], size - n))  # (..., N - n)
+    return jnp.concatenate([z, fill], axis=-1)  # (..., N)
+
+
+def _network(z: Array, softness: Array, mode: str, track: bool) -> tuple[Array, Array | None]:
+    """Run the ascending soft network on `(..., n)`; return the cropped values `(..., n)`
+    and, if `track`, the cropped row-renormalised permutation `(..., n, n)`."""
+    n = z.shape[-1]
+    v = _pad(z, softness)  # (..., N)
+    size = v.shape[-1]
+    p = jnp.broadcast_to(jnp.eye(size, dtype=v.dtype), (*v.shape[:-1], size, size))  # (..., N, N)
+    for d, takes_min in _layers(size):
+        partner = _partner(v, d, -1)  # (..., N)
+        sigma = sigmoidal(v - partner, softness, mode)  # (..., N)
+        mix = jnp.where(takes_min, sigma, 1.0 - sigma)  # (..., N)
+        # (1 - mix) a + mix b, not a + mix (b - a): exact when the comparison is decided
+        # (mix = 0 or 1) however far apart a and b are.
+        v = (1.0 - mix) * v + mix * partner  # (..., N)
+        if track:
+            row_mix = mix[..., :, None]  # (..., N, 1)
+            p = (1.0 - row_mix) * p + row_mix * _partner(p, d, -2)  # (..., N, N)
+    if not track:
+        return v[..., :n], None
+    p = p[..., :n, :n]  # (..., n, n)
+    p = p / jnp.maximum(jnp.sum(p, axis=-1, keepdims=True), 1e-10)
+    return v[..., :n], p
+
+
+def permutation_and_values(
+    x: Array, softness: float | Array, mode: str, standardize: bool
+) -> tuple[Array, Array, Array]:
+    """`(xc, ascending soft permutation (..., n, n), network values (..., n))`, the values
+    mapped back to the units of `x` when standardising."""
+    xc, s = prepare(x, softness)
+    if standardize:
+        z, mean, std = standardize_with_stats(xc)  # (..., n), (..., 1), (..., 1)
+        values, p = _network(z, s, mode, track=True)  # (..., n), (..., n, n)
+        return xc, p, unstandardize(values, mean, std)
+    values, p = _network(xc, s, mode, track=True)  # (..., n), (..., n, n)
+    return xc, p, values
+
+
+def sort(
+    x: Array,
+    softness: float | Array = 0.1,
+    mode: str = "smooth",
+    descending: bool = False,
+    standardize: bool = True,
+    *,
+    gated_grad: bool = True,
+) -> Array:
+    """Soft sorted values `(..., n)` straight from the network (no permutation matrix).
+
+    With `standardize` the network sorts `z` and the result is mapped back by
+    `logit(z) · std + mean`. `gated_grad` is accepted for a uniform signature; the values
+    do not go through a soft index.
+    """
+    del gated_grad
+    if mode == "hard":
+        return hard_sort(x, descending)
+    xc, s = prepare(x, softness)
+    if standardize:
+        z, mean, std = standardize_with_stats(xc)  # (..., n), (..., 1), (..., 1)
+        values = unstandardize(_network(z, s, mode, track=False)[0], mean, std)  # (..., n)
+    else:
+        values = _network(xc, s, mode, track=False)[0]  # (..., n)
+    if descending:
+        values = jnp.flip(values, axis=-1)
+    return values.astype(output_dtype(x))
+
+
+def argsort(
+    x: Array,
+    softness: float | Array = 0.1,
+    mode: str = "smooth",
+    descending: bool = False,
+    standardize: bool = True,
+) -> Array:
+    """Soft permutation matrix `(..., n, n)` tracked through the network: row `i` is the
+    distribution over positions of the i-th smallest input (largest if `descending`)."""
+    if mode == "hard":
+        return hard_argsort(x, descending)
+    _, p, _ = permutation_and_values(x, softness, mode, standardize)  # (..., n, n)
+    if descending:
+        p = jnp.flip(p, axis=-2)
+    return p.astype(output_dtype(x))
+
+
+def rank(
+    x: Array,
+    softness: float | Array = 0.1,
+    mode: str = "smooth",
+    descending: bool = False,
+    standardize: bool = True,
+) -> Array:
+    """Soft ranks `(..., n)` in [1, n]: `Σ_r r P[r, j] / Σ_r P[r, j]` over the columns of
+    the network's permutation (1 = smallest, or largest if `descending`)."""
+    if mode == "hard":
+        return hard_rank(x, descending)
+    xc, p, _ = permutation_and_values(x, softness, mode, standardize)  # (..., n, n)
+    n = x.shape[-1]
+    positions = jnp.arange(1, n + 1, dtype=xc.dtype)  # (n,)
+    if descending:
+        positions = n + 1 - positions
+    weighted = jnp.einsum("...rn,r->...n", p, positions, precision="highest")  # (..., n)
+    col_sums = jnp.maximum(jnp.sum(p, axis=-2), 1e-10)  # (..., n)
+    return (weighted / col_sums).astype(output_dtype(x))
+
+
+def argmax(
+    x: Array, softness: float | Array = 0.1, mode: str = "smooth", standardize: bool = True
+) -> Array:
+    """Soft argmax `(..., n)`: the last row of the ascending network permutation."""
+    if mode == "hard":
+        return hard_argmax(x)
+    _, p, _ = permutation_and_values(x, softness, mode, standardize)  # (..., n, n)
+    return p[..., -1, :].astype(output_dtype(x))  # (..., n)
+
+
+def argmin(
+    x: Array, softness: float | Array = 0.1, mode: str = "smooth", standardize: bool = True
+) -> Array:
+    """Soft argmin `(..., n)` = `argmax(-x)`."""
+    return argmax(-x, softness, mode, standardize)
+
+
+def top_k(
+    x: Array,
+    k: int,
+    softness: float | Array = 0.1,
+    mode: str = "smooth",
+    standardize: bool = True,
+    *,
+    gated_grad: bool = True,
+) -> tuple[Array, Array]:
+    """The k largest values `(..., k)` (the network's own values, as `sort`), descending,
+    and the SoftIndex `(..., k, n)` of the top k rows of the permutation."""
+    del gated_grad
+    if mode == "hard":
+        return hard_top_k(x, k)
+    _, p, values = permutation_and_values(x, softness, mode, standardize)  # (..., n, n), (..., n)
+    dtype = output_dtype(x)
+    top_values = jnp.flip(values, axis=-1)[..., :k]  # (..., k)
+    top_index = jnp.flip(p, axis=-2)[..., :k, :]  # (..., k, n)
+    return top_values.astype(dtype), top_index.astype(dtype)

@@ -1,0 +1,255 @@
+"""Generic conformance checks for the ordering and quantile operations.
+
+Rows come from tests/generated/cases.py; inputs are batches of rows (3, n) with
+well-separated values (for hard-limit checks), exact ties and constant rows (for
+gradient checks). Hard references come from the catalogue's `hard` function, turned
+into the soft return type (one-hot SoftIndex rows) where needed.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.stats
+from jax.test_util import check_grads
+
+from diffbio.core import soft_ops
+from tests.conformance._inputs import dtype_scope, hard_function
+from tests.generated.cases import HARD_CASES, OPS, SOFT_CASES, ST_CASES
+
+ORDERING = ("sorting", "quantile")
+
+
+def _ordering(cases):
+    rows = [c for c in cases if OPS[c.values[0]]["category"] in ORDERING]
+    assert rows
+    return rows
+
+
+HARD = _ordering(HARD_CASES) + [
+    pytest.param(name, dtype, id=f"{name}[hard-{dtype}]")
+    for name, info in OPS.items()
+    if info["category"] == "quantile" and info["hard"] is None
+    for dtype in ("float32", "float64", "bfloat16")
+]
+SOFT = _ordering(SOFT_CASES)
+ST = _ordering(ST_CASES)
+FLOAT64_SOFT = [c for c in SOFT if c.values[3] == "float64"]
+# Compilation dominates these two checks; `make test` runs them in float32, the slow
+# profile (`make test-full`) in every dtype.
+COMPILE_SOFT = [
+    c if c.values[3] == "float32" else pytest.param(*c.values, id=c.id, marks=pytest.mark.slow)
+    for c in SOFT
+]
+COMPILE_ST = [
+    c if c.values[2] == "float32" else pytest.param(*c.values, id=c.id, marks=pytest.mark.slow)
+    for c in ST
+]
+N = 6
+Q = 0.3
+
+
+def _np(value):
+    return np.asarray(
+        jnp.asarray(value, jnp.float64 if value.dtype == jnp.float64 else jnp.float32)
+    )
+
+
+def separated(dtype, batch=3, n=N, seed=0):
+    """Rows that are permutations of well-spaced values (no near-ties)."""
+    rng = np.random.default_rng(seed)
+    rows = [rng.permutation(n) * 0.7 + rng.normal() for _ in range(batch)]
+    return jnp.asarray(np.stack(rows), dtype=dtype)  # (batch, n)
+
+
+def with_ties(dtype):
+    """A row with exact ties, a constant row and a row with a large spread."""
+    return jnp.asarray(
+        [[1.0, 2.0, 2.0, 0.5, 1.0, 3.0], [0.7] * 6, [-1e3, 5.0, 1e3, 0.0, 2.0, -7.0]], dtype=dtype
+    )
+
+
+def extra_args(name):
+    """Values for the required non-array parameters (k, q, p)."""
+    info = OPS[name]
+    args = {}
+    for param, kind in zip(info["params"], info["kinds"], strict=True):
+        if kind == "k":
+            args[param] = 3
+        elif kind == "q":
+            args[param] = 100 * Q if "percentile" in name else Q
+    return args
+
+
+def call(name, x, **options):
+    return getattr(soft_ops, name)(x, **extra_args(name), **options)
+
+
+def one_hot(index, n, dtype):
+    return jax.nn.one_hot(index, n, dtype=dtype)
+
+
+def hard_reference(name, x, axis):
+    """The hard equivalent in the soft return type, computed by jnp / lax / scipy."""
+    info, n, axis = OPS[name], x.shape[axis], axis % x.ndim
+    base = name.removeprefix("arg")
+    if name == "rank":
+        return jnp.asarray(scipy.stats.rankdata(_np(x), axis=axis), dtype=x.dtype)
+    if name == "top_k":
+        values, index = jax.lax.top_k(jnp.moveaxis(x, axis, -1), 3)
+        return jnp.moveaxis(values, -1, axis), jnp.moveaxis(one_hot(index, n, x.dtype), -2, axis)
+    if info["category"] == "quantile" and info["hard"] is None:  # argquantile & co
+        return getattr(jnp, base)(x, *extra_args(name).values(), axis=axis)  # via expectation
+    fn = hard_function(name)
+    out = fn(x, *extra_args(name).values(), axis=axis)
+    if info["returns"] == "SoftIndex":
+        return one_hot(out, n, x.dtype)
+    return out
+
+
+def _hard_close(name, got, want, dtype):
+    tol = 2e-2 if dtype == "bfloat16" else (1e-5 if dtype == "float32" else 1e-12)
+    for g, w in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want), strict=True):
+        assert g.shape == w.shape, (g.shape, w.shape)
+        np.testing.assert_allclose(_np(g), _np(w.astype(g.dtype)), rtol=tol, atol=tol)
+
+
+# ---------------------------------------------------------------- hard mode
+
+
+@pytest.mark.parametrize(("name", "dtype"), HARD)
+@pytest.mark.parametrize("axis", [0, -1])
+def test_hard_mode_equals_the_hard_equivalent(name, dtype, axis):
+    """Exact results of jnp / lax / scipy (one-hot for SoftIndex), ties included."""
+    with dtype_scope(dtype):
+        for x in (separated(dtype), with_ties(dtype)):
+            got = call(name, x, axis=axis, mode="hard")
+            want = hard_reference(name, x, axis)
+            if OPS[name]["hard"] is None:  # a SoftIndex: its expectation is the quantile
+                got = jnp.sum(got * jnp.moveaxis(x, axis, -1), axis=-1)
+            _hard_close(name, got, want, dtype)
+
+
+# ---------------------------------------------------------------- soft modes
+
+
+@pytest.mark.parametrize(("name", "mode", "method", "dtype"), SOFT)
+def test_small_softness_converges_to_hard(name, mode, method, dtype):
+    with dtype_scope(dtype):
+        x = separated(dtype)
+        soft = call(name, x, softness=1e-3, mode=mode, method=method)
+        hard = call(name, x, mode="hard", method=method)
+        tol = 3e-2 if dtype == "bfloat16" else 1e-3
+        for s, h in zip(
+            jax.tree_util.tree_leaves(soft), jax.tree_util.tree_leaves(hard), strict=True
+        ):
+            assert s.dtype == h.dtype == jnp.dtype(dtype)
+            scale = np.maximum(1.0, np.abs(_np(h)))
+            assert np.all(np.abs(_np(s) - _np(h)) <= tol * scale), (s, h)
+
+
+@pytest.mark.parametrize(("name", "mode", "method", "dtype"), SOFT)
+def test_invariants_hold_at_ties_and_constant_rows(name, mode, method, dtype):
+    """SoftIndex rows are distributions; sort is monotone and within [min, max]; ranks
+    lie in [1, n] and sum to n(n+1)/2; values and gradients are finite."""
+    with dtype_scope(dtype):
+        info = OPS[name]
+        # A sorting network is monotone only while the softness is small against the
+        # gaps (Petersen et al. 2022, arXiv:2203.09630): probe it at 0.1, the others at 0.3.
+        softness = 0.1 if method == "sorting_network" else 0.3
+        for x in (jnp.concatenate([with_ties(dtype), separated(dtype)]),):
+            out = call(name, x, axis=-1, softness=softness, mode=mode, method=method)
+            leaves = jax.tree_util.tree_leaves(out)
+            for leaf in leaves:
+                assert np.all(np.isfinite(_np(leaf)))
+            index = out[1] if name == "top_k" else (out if info["returns"] == "SoftIndex" else None)
+            if index is not None:
+                tol = 2e-2 if dtype == "bfloat16" else 1e-5
+                assert np.all(_np(index) >= 0)
+                np.testing.assert_allclose(_np(index).sum(-1), 1.0, atol=tol)
+            values = _np(leaves[0])
+            lo, hi = _np(x).min(-1, keepdims=True), _np(x).max(-1, keepdims=True)
+            slack = 1e-2 * (hi - lo) + 1e-5 if dtype == "bfloat16" else 1e-5 * (1 + np.abs(hi))
+            if name in ("max", "min"):
+                values = values[:, None]
+            if name in ("sort", "top_k", "max", "min"):
+                assert np.all(values >= lo - slack) and np.all(values <= hi + slack)
+            if name == "sort":
+                assert np.all(np.diff(values, axis=-1) >= -slack)
+            if name == "rank":
+                assert np.all(values >= 1 - 1e-3) and np.all(values <= N + 1e-3)
+                np.testing.assert_allclose(values.sum(-1), N * (N + 1) / 2, rtol=2e-2)
+
+            def total(x, softness=softness):
+                out = call(name, x, axis=-1, softness=softness, mode=mode, method=method)
+                return sum(jnp.sum(jnp.sin(leaf)) for leaf in jax.tree_util.tree_leaves(out))
+
+            grad = jax.grad(total)(x)
+            assert np.all(np.isfinite(_np(grad))), grad
+
+
+@pytest.mark.parametrize(("name", "mode", "method", "dtype"), COMPILE_SOFT)
+def test_jit_vmap_and_jit_of_vmap_match_eager(name, mode, method, dtype):
+    with dtype_scope(dtype):
+        x = separated(dtype)
+
+        def f(x):  # rows are independent along axis=-1, so vmap over rows is f itself
+            return call(name, x, axis=-1, softness=0.3, mode=mode, method=method)
+
+        eager = f(x)
+        tol = 2e-2 if dtype == "bfloat16" else 1e-5
+        for other in (jax.jit(f)(x), jax.vmap(f)(x), jax.jit(jax.vmap(f))(x)):
+            for o, w in zip(
+                jax.tree_util.tree_leaves(other), jax.tree_util.tree_leaves(eager), strict=True
+            ):
+                np.testing.assert_allclose(_np(o), _np(w), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize(("name", "mode", "method", "dtype"), FLOAT64_SOFT)
+def test_gradients_match_finite_differences(name, mode, method, dtype):
+    """With respect to the inputs and the softness, in float64."""
+    with dtype_scope(dtype):
+        x = separated(dtype, batch=2, n=5, seed=4)
+
+        def f(x, softness):
+            out = call(name, x, softness=softness, mode=mode, method=method)
+            return jax.tree_util.tree_leaves(out)[0]
+
+        check_grads(
+            f, (x, jnp.float64(0.4)), order=1, modes=("rev",), eps=1e-6, atol=1e-4, rtol=1e-4
+        )
+
+
+# ---------------------------------------------------------------- straight-through
+
+
+@pytest.mark.parametrize(("name", "mode", "dtype"), COMPILE_ST)
+def test_straight_through_forward_is_hard_and_gradient_is_soft(name, mode, dtype):
+    with dtype_scope(dtype):
+        x = separated(dtype)
+        st_fn = getattr(soft_ops, f"{name}_st")
+        forward = st_fn(x, **extra_args(name), softness=0.5, mode=mode)
+        hard = call(name, x, mode="hard")
+        for f, h in zip(
+            jax.tree_util.tree_leaves(forward), jax.tree_util.tree_leaves(hard), strict=True
+        ):
+            np.testing.assert_array_equal(_np(f), _np(h))
+
+        def total(fn, x):
+            out = fn(x, **extra_args(name), softness=0.5, mode=mode)
+            return sum(jnp.sum(jnp.cos(leaf)) for leaf in jax.tree_util.tree_leaves(out))
+
+        st_grad = jax.grad(lambda v: total(st_fn, v))(x)
+        soft_leaves = jax.tree_util.tree_leaves(call(name, x, softness=0.5, mode=mode))
+        hard_leaves = jax.tree_util.tree_leaves(hard)
+
+        def surrogate(v):  # d/dx sum cos(st(x)) = -sin(hard) * d soft / dx
+            out = jax.tree_util.tree_leaves(call(name, v, softness=0.5, mode=mode))
+            return sum(
+                jnp.sum(-jnp.sin(jax.lax.stop_gradient(h)) * o)
+                for h, o in zip(hard_leaves, out, strict=True)
+            )
+
+        assert len(soft_leaves) == len(hard_leaves)
+        tol = 2e-2 if dtype == "bfloat16" else 1e-5
+        np.testing.assert_allclose(_np(st_grad), _np(jax.grad(surrogate)(x)), rtol=tol, atol=tol)

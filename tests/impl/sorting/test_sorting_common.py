@@ -1,0 +1,69 @@
+"""Tests for the shared helpers in `_impl/sorting/_common.py`."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.stats import rankdata
+
+from diffbio.core.soft_ops._impl.sorting import _common
+
+
+def test_standardize_closed_form():
+    x = jnp.array([[3.0, -1.0, 2.0, 10.0], [5.0, 5.0, 5.0, 5.0]])
+    xn = np.asarray(x, dtype=np.float64)
+    mean = xn.mean(-1, keepdims=True)
+    expected = 1.0 / (1.0 + np.exp(-(xn - mean) / np.sqrt(xn.var(-1, keepdims=True) + 1e-6)))
+    np.testing.assert_allclose(_common.standardize(x), expected, rtol=1e-6)
+    np.testing.assert_array_equal(_common.standardize(x)[1], 0.5)  # constant row
+
+
+def test_unstandardize_inverts_standardize():
+    x = jnp.array([[0.3, -2.0, 4.0, 1.5, 1.0]])
+    z, mean, std = _common.standardize_with_stats(x)
+    np.testing.assert_allclose(_common.unstandardize(z, mean, std), x, atol=1e-5)
+
+
+@pytest.mark.parametrize("descending", [False, True])
+def test_hard_rank_is_rankdata_average(descending):
+    x = jnp.array([[2.0, 1.0, 2.0, 0.0, 2.0, -1.0], [1.0, 1.0, 1.0, 1.0, 1.0, 1.0]])
+    expected = rankdata(-np.asarray(x) if descending else np.asarray(x), axis=-1)
+    got = _common.hard_rank(x, descending)
+    assert got.dtype == x.dtype
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_hard_rank_single_element():
+    np.testing.assert_array_equal(_common.hard_rank(jnp.array([4.0]), False), [1.0])
+
+
+@pytest.mark.parametrize("m", [5, 8, 13])
+def test_map_row_blocks_matches_direct(m):
+    rows = jnp.arange(m, dtype=jnp.float32)[None, :] * jnp.array([[1.0], [-2.0]])  # (2, m)
+    cols = jnp.linspace(0.0, 1.0, 6)  # (6,)
+    f = lambda r: jnp.sum(jnp.sin(r[..., :, None] * cols), axis=-1)  # (..., c)
+    direct = f(rows)
+    np.testing.assert_allclose(_common.map_row_blocks(f, (rows,), 4), direct, rtol=1e-6)
+    grad = jax.grad(lambda r: jnp.sum(_common.map_row_blocks(f, (r,), 4) ** 2))(rows)
+    np.testing.assert_allclose(grad, jax.grad(lambda r: jnp.sum(f(r) ** 2))(rows), rtol=1e-5)
+
+
+@pytest.mark.parametrize("m", [5, 8, 13])
+def test_sum_row_blocks_masks_padding(m):
+    coef = jnp.arange(1.0, m + 1)  # (m,)
+    x = jnp.array([[0.5, -1.0, 2.0], [1.0, 1.0, 0.0]])  # (2, 3)
+
+    def f(c, mask):
+        terms = jnp.exp(c[:, None] * x[..., None, :] / m) * mask[:, None]  # (2, c, 3)
+        return jnp.sum(terms, axis=-2), jnp.sum(terms * c[:, None], axis=-2)
+
+    direct = f(coef, jnp.ones(m))
+    blocked = _common.sum_row_blocks(f, (coef,), 4)
+    for d, b in zip(direct, blocked, strict=True):
+        np.testing.assert_allclose(b, d, rtol=1e-6)
+
+
+def test_block_rows_budget():
+    assert _common.block_rows((), 10) == 128
+    assert _common.block_rows((32,), 4096) == 16
+    assert _common.block_rows((1024,), 1 << 16) == 8
