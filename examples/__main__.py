@@ -1,8 +1,22 @@
 """`make demo`: run every example and print one summary table."""
 
-from . import gene_ranking, quality_filtering
+from . import (
+    gene_ranking,
+    median_normalization,
+    quality_filter_operator,
+    quality_filtering,
+    smith_waterman,
+    variant_selection,
+)
 
-EXAMPLES = [quality_filtering.main, gene_ranking.main]
+EXAMPLES = [
+    quality_filtering.main,
+    quality_filter_operator.main,
+    gene_ranking.main,
+    variant_selection.main,
+    median_normalization.main,
+    smith_waterman.main,
+]
 
 
 def main() -> None:
