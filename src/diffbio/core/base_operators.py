@@ -14,7 +14,8 @@ pip install 'diffbio-soft-ops[operators]'
 
 `diffbio.core.soft_ops` itself never imports either of them.
 
-Reference: Paulus et al. (2026), *Soft operations for differentiable programming*,
+Reference: Paulus et al. (2026), "SoftJAX & SoftTorch: Empowering Automatic Differentiation
+Libraries with Informative Gradients",
 arXiv:2603.08824, for the soft operations the operators call.
 """
 
