@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
+from diffbio.core.soft_ops._impl import simplex
 from diffbio.core.soft_ops._impl.simplex import project_simplex
 
 SOFT_MODES = ["smooth", "c0", "c1", "c2"]
@@ -130,3 +131,35 @@ def test_jit_and_vmap_agree(scores, mode):
 def test_invalid_mode():
     with pytest.raises(ValueError, match="Invalid mode"):
         project_simplex(jnp.ones(3), "c3")
+
+
+def _rows(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    """A (6, n) batch of rows of one kind, on several scales."""
+    scales = np.array([0.05, 0.3, 1.0, 3.0, 30.0, 1e3])[:, None]
+    if kind == "random":
+        return rng.normal(size=(6, n)) * scales
+    if kind == "tied":
+        return np.round(rng.normal(size=(6, n)) * 2) / 2 * scales
+    if kind == "constant":
+        return np.ones((6, n)) * scales
+    return np.where(rng.random((6, n)) < 0.5, 1e30, -1e30) / 1e-6 * (scales > 0)  # huge
+
+
+@pytest.mark.parametrize("x64", [False, True], ids=["float32", "float64"])
+@pytest.mark.parametrize("kind", ["random", "tied", "constant", "huge"])
+@pytest.mark.parametrize("n", [1, 2, 7, 64])
+@pytest.mark.parametrize("mode", ["c0", "c1", "c2"])
+def test_bisection_matches_sort_based(mode, n, kind, x64):
+    """The bisection + closed-form threshold equals the sort-based one to round-off."""
+    alpha = ALPHA[mode]
+    with jax.enable_x64(x64):
+        dtype = jnp.float64 if x64 else jnp.float32
+        v = jnp.asarray(_rows(kind, n, np.random.default_rng(n)), dtype=dtype)
+        if mode == "c0":
+            got = simplex._sparsemax_rule(v)
+            expected = simplex._sparsemax_rule(v, simplex._sorted_threshold)
+        else:
+            got = simplex._pnorm_rule(v, alpha)[0]
+            expected = simplex._pnorm_rule(v, alpha, simplex._sorted_threshold)[0]
+        np.testing.assert_allclose(got, expected, atol=1e-13 if x64 else 1e-6)
+        np.testing.assert_allclose(got, project_simplex(v, mode), atol=0)

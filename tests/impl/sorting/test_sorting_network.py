@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.test_util import check_grads
 
 from diffbio.core.soft_ops._impl.sorting import _common, sorting_network
 
@@ -124,3 +125,50 @@ def test_single_element():
     assert sorting_network.argsort(x, S).shape == (1, 1, 1)
     np.testing.assert_allclose(sorting_network.sort(x, S), x, rtol=1e-6)
     assert bool(jnp.isfinite(jax.grad(lambda x: sorting_network.sort(x, S).sum())(x)).all())
+
+
+def _full_rows(x, positions, mode, standardize):
+    """Rows of the tracked permutation (the `argsort` path) and the network values."""
+    _, perm, values = sorting_network.permutation_and_values(x, S, mode, standardize)
+    return perm[..., positions, :], values
+
+
+@pytest.mark.parametrize("mode", ["smooth", "c0", "c1", "c2"])
+@pytest.mark.parametrize("n", [1, 2, 5, 8, 13, 64])
+@pytest.mark.parametrize("standardize", [True, False])
+def test_pulled_back_rows_match_full_permutation(mode, n, standardize):
+    x = jnp.asarray(np.random.default_rng(n).normal(size=(3, n)), dtype=jnp.float32)
+    perm = sorting_network.argsort(x, S, mode, standardize=standardize)  # (3, n, n)
+    np.testing.assert_allclose(
+        sorting_network.argmax(x, S, mode, standardize), perm[..., -1, :], atol=1e-6
+    )
+    flipped = sorting_network.argsort(-x, S, mode, standardize=standardize)
+    np.testing.assert_allclose(
+        sorting_network.argmin(x, S, mode, standardize), flipped[..., -1, :], atol=1e-6
+    )
+    k = min(3, n)
+    _, index = sorting_network.top_k(x, k, S, mode, standardize)
+    np.testing.assert_allclose(index, perm[..., ::-1, :][..., :k, :], atol=1e-6)
+    positions = jnp.array([0, n // 2, n - 1])
+    rows, values = sorting_network.rows_and_values(x, positions, S, mode, standardize)
+    full_rows, full_values = _full_rows(x, positions, mode, standardize)
+    np.testing.assert_allclose(rows, full_rows, atol=1e-6)
+    np.testing.assert_allclose(values, full_values, rtol=1e-6)
+    for descending in (False, True):
+        p = perm[..., ::-1, :] if descending else perm
+        expected = (jnp.arange(1.0, n + 1.0)[:, None] * p).sum(-2) / p.sum(-2)
+        got = sorting_network.rank(x, S, mode, descending, standardize)
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["smooth", "c1"])
+def test_pulled_back_rows_gradients(mode):
+    with jax.enable_x64(True):
+        x = jnp.asarray(np.random.default_rng(7).normal(size=(2, 6)), dtype=jnp.float64)
+        w = jnp.asarray(np.random.default_rng(8).normal(size=(2, 6)), dtype=jnp.float64)
+        for fn in (
+            lambda x: sorting_network.argmax(x, S, mode) * w,
+            lambda x: sorting_network.rank(x, S, mode) * w,
+            lambda x: sorting_network.top_k(x, 2, S, mode)[1] * w[:, None, :],
+        ):
+            check_grads(fn, (x,), order=1, modes=("rev",), atol=1e-5, rtol=1e-5)

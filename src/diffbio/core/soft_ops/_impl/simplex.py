@@ -19,6 +19,15 @@ References: Martins & Astudillo (2016), "From Softmax to Sparsemax", ICML;
 Blondel, Martins & Niculae (2020), "Learning with Fenchel-Young Losses", JMLR (p-norm /
 entmax family); Paulus et al. (2026), "SoftJAX & SoftTorch", arXiv:2603.08824.
 
+The sparse maps (`c0`, `c1`, `c2`) never sort a row. After shifting the row maximum to 0
+the threshold lies in `[-1, 0)` (the top entry alone gives `(0 - θ)^α ≤ 1`), and
+`f(θ) = Σ (u - θ)₊^α - 1` is decreasing there, so a fixed number of bisection steps
+(`O(n)` each, to a bracket of about `sqrt(eps)`) brackets θ; the closed form (mean,
+quadratic root or Cardano) on the support `{u > θ}` then gives θ exactly, recomputed until
+the support is stable so that entries that fell inside the last bracket are settled.
+The result equals the sort-based algorithm (kept as `_sorted_threshold`, for tests) to
+float round-off.
+
 Each soft projection is a `jax.custom_jvp` with its rule right below it. The rules use
 the implicit-function derivative `dy = w ⊙ (dv - <w, dv> / Σw) / N` with weights
 `w = ∂y/∂t` on the support (`y` for softmax, the support indicator for sparsemax,
@@ -26,11 +35,14 @@ the implicit-function derivative `dy = w ⊙ (dv - <w, dv> / Σw) / N` with weig
 for scores far beyond the float range of `exp`.
 """
 
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
 from jax import Array
 
 _HALF_DTYPES = (jnp.bfloat16, jnp.float16)
+_MAX_REFINEMENTS = 8
 
 
 def project_simplex(scores: Array, mode: str = "smooth") -> Array:
@@ -80,16 +92,97 @@ def _shift_and_clip(v: Array) -> Array:
     return jnp.maximum(u, -2.0)
 
 
-def _descending(u: Array) -> Array:
-    return jnp.flip(jnp.sort(u, axis=-1), axis=-1)  # (..., n)
+def _closed_form(k: Array, s1: Array, s2: Array, s3: Array, alpha: int) -> Array:
+    """θ solving `Σ_S (u_i - θ)^α = 1` on a support with `k = |S|` and power sums `s1..s3`.
+
+    - α = 1 (sparsemax): `θ = (s1 - 1) / k`.
+    - α = 2 (p = 3/2): the root below the support, `θ = (s1 - sqrt(s1² - k (s2 - 1))) / k`;
+      with the row maximum shifted to 0 every sum `s1` is ≤ 0, so the two terms are
+      non-positive (no cancellation).
+    - α = 3 (p = 4/3), Cardano: with c the mean of S and θ = c + t, `t³ + p t + q = 0`
+      where `p = 3 m₂ / k ≥ 0` and `q = (1 - m₃) / k` (m₂, m₃ the central moment sums):
+      one real root, evaluated cancellation-free as
+      `A = -cbrt(q/2 + sign(q) sqrt(q²/4 + p³/27))`, `t = A - p / (3A)`.
+
+    All arguments broadcast; `k ≥ 1`.
+    """
+    if alpha == 1:
+        return (s1 - 1.0) / k
+    if alpha == 2:
+        disc = jnp.maximum(s1 * s1 - k * (s2 - 1.0), 0.0)
+        return (s1 - jnp.sqrt(disc)) / k
+    c = s1 / k
+    m2 = jnp.maximum(s2 - c * s1, 0.0)  # Σ (u - c)²
+    m3 = s3 - 3.0 * c * s2 + 2.0 * c * c * s1  # Σ (u - c)³
+    p = 3.0 * m2 / k
+    q = (1.0 - m3) / k
+    sign = jnp.where(q >= 0, 1.0, -1.0)
+    a = -jnp.cbrt(0.5 * q + sign * jnp.sqrt(0.25 * q * q + p * p * p / 27.0))
+    a_safe = jnp.where(a == 0, 1.0, a)
+    t = a - jnp.where(a == 0, 0.0, p / (3.0 * a_safe))
+    return c + t
 
 
-def _ranks_like(u: Array) -> Array:
-    return jnp.arange(1, u.shape[-1] + 1, dtype=u.dtype)  # (n,)
+def _support_threshold(u: Array, support: Array, alpha: int) -> Array:
+    """Closed-form θ `(..., 1)` on the entries of `u (..., n)` where `support` is true."""
+    w = support.astype(u.dtype)  # (..., n)
+    k = jnp.maximum(jnp.sum(w, axis=-1, keepdims=True), 1.0)  # (..., 1)
+    wu = w * u  # (..., n)
+    s1 = jnp.sum(wu, axis=-1, keepdims=True)  # (..., 1)
+    s2 = jnp.sum(wu * u, axis=-1, keepdims=True) if alpha > 1 else s1
+    s3 = jnp.sum(wu * u * u, axis=-1, keepdims=True) if alpha > 2 else s1
+    return _closed_form(k, s1, s2, s3, alpha)
 
 
-def _select_threshold(desc: Array, theta_k: Array) -> Array:
-    """Pick θ_k at the largest k whose k-th largest entry is above its candidate θ_k."""
+def _bisect_threshold(u: Array, alpha: int) -> Array:
+    """Threshold `(..., 1)` of the shifted, clipped row `u (..., n)` (max 0, min -2).
+
+    Bisection on `f(θ) = Σ (u - θ)₊^α - 1` over `[-1, 0]` (`f(-1) ≥ 0 > f(0)`), one step
+    per two mantissa bits (a bracket of about `sqrt(eps)`), keeps `lo ≤ θ*`; then the
+    closed form on `{u > lo}` (a superset of the support holding at most the entries
+    within the final bracket), recomputed on `{u > θ}` until the support stops changing
+    (at most `_MAX_REFINEMENTS` times). For sparsemax each refinement is a step of
+    Michelot's algorithm, which increases monotonically to θ* from below and stops
+    exactly; for the p-norms the error of a support off by entries within `δ` of θ* is
+    `O(δ²)`, so one or two refinements reach round-off.
+    """
+    steps = jnp.finfo(u.dtype).nmant // 2 + 1  # bracket ~ sqrt(eps)
+    lo = jnp.full((*u.shape[:-1], 1), -1.0, dtype=u.dtype)  # (..., 1)
+    hi = jnp.zeros_like(lo)  # (..., 1)
+
+    def step(_: int, bracket: tuple[Array, Array]) -> tuple[Array, Array]:
+        lo, hi = bracket
+        mid = 0.5 * (lo + hi)  # (..., 1)
+        f = jnp.sum(jnp.maximum(u - mid, 0.0) ** alpha, axis=-1, keepdims=True) - 1.0
+        return jnp.where(f >= 0, mid, lo), jnp.where(f >= 0, hi, mid)
+
+    lo, _ = jax.lax.fori_loop(0, steps, step, (lo, hi))
+
+    def refine(state: tuple[Array, Array, Array, int]) -> tuple[Array, Array, Array, int]:
+        theta, size, _, i = state
+        support = u > theta  # (..., n)
+        new_size = jnp.sum(support, axis=-1, keepdims=True, dtype=jnp.int32)  # (..., 1)
+        new_theta = _support_threshold(u, support, alpha)  # (..., 1)
+        return new_theta, new_size, jnp.any(new_size != size), i + 1
+
+    def unsettled(state: tuple[Array, Array, Array, int]) -> Array:
+        return state[2] & (state[3] < _MAX_REFINEMENTS)
+
+    size = jnp.full(lo.shape, -1, dtype=jnp.int32)  # (..., 1)
+    theta, *_ = jax.lax.while_loop(unsettled, refine, (lo, size, jnp.array(True), 0))
+    return theta
+
+
+def _sorted_threshold(u: Array, alpha: int) -> Array:
+    """Sort-based threshold `(..., 1)` (Martins & Astudillo 2016, Algorithm 1, and its
+    p-norm analogue): θ_k from the top-k prefix sums at the largest k whose k-th largest
+    entry lies above θ_k. `O(n log n)` per row; kept as the reference for tests."""
+    desc = jnp.flip(jnp.sort(u, axis=-1), axis=-1)  # (..., n)
+    k = jnp.arange(1, u.shape[-1] + 1, dtype=u.dtype)  # (n,)
+    s1 = jnp.cumsum(desc, axis=-1)  # (..., n)
+    s2 = jnp.cumsum(desc * desc, axis=-1)  # (..., n)
+    s3 = jnp.cumsum(desc**3, axis=-1)  # (..., n)
+    theta_k = _closed_form(k, s1, s2, s3, alpha)  # (..., n)
     support = jnp.sum(desc > theta_k, axis=-1, keepdims=True)  # (..., 1)
     support = jnp.maximum(support, 1)
     return jnp.take_along_axis(theta_k, support - 1, axis=-1)  # (..., 1)
@@ -113,13 +206,10 @@ def _softmax_jvp(primals: tuple[Array], tangents: tuple[Array]) -> tuple[Array, 
 # --- c0: sparsemax (Euclidean projection) ---------------------------------------------
 
 
-def _sparsemax_rule(v: Array) -> Array:
-    """Sort-based sparsemax (Martins & Astudillo 2016, Algorithm 1)."""
+def _sparsemax_rule(v: Array, threshold: Callable = _bisect_threshold) -> Array:
+    """Sparsemax (Martins & Astudillo 2016): `(u - θ)₊` with `Σ (u - θ)₊ = 1`."""
     u = _shift_and_clip(v)  # (..., n)
-    desc = _descending(u)  # (..., n)
-    cumsum = jnp.cumsum(desc, axis=-1)  # (..., n)
-    theta_k = (cumsum - 1.0) / _ranks_like(u)  # (..., n)
-    theta = _select_threshold(desc, theta_k)  # (..., 1)
+    theta = threshold(u, 1)  # (..., 1)
     return jnp.maximum(u - theta, 0.0)  # (..., n)
 
 
@@ -138,49 +228,12 @@ def _sparsemax_jvp(primals: tuple[Array], tangents: tuple[Array]) -> tuple[Array
 # --- c1 / c2: p-norm projections, y ∝ (v - θ)₊^α -----------------------------------
 
 
-def _quadratic_thresholds(desc: Array) -> Array:
-    """θ_k solving Σ_{i≤k} (u_i - θ)² = 1 (α = 2, p = 3/2), the root below u_k.
-
-    With the row maximum shifted to 0 every partial sum S_k is ≤ 0, so
-    `θ = (S - sqrt(S² - k (M₂ - 1))) / k` adds two non-positive terms (no cancellation).
-    """
-    k = _ranks_like(desc)  # (n,)
-    s1 = jnp.cumsum(desc, axis=-1)  # (..., n)
-    s2 = jnp.cumsum(desc * desc, axis=-1)  # (..., n)
-    disc = jnp.maximum(s1 * s1 - k * (s2 - 1.0), 0.0)  # (..., n)
-    return (s1 - jnp.sqrt(disc)) / k  # (..., n)
-
-
-def _cubic_thresholds(desc: Array) -> Array:
-    """θ_k solving Σ_{i≤k} (u_i - θ)³ = 1 (α = 3, p = 4/3) by Cardano's formula.
-
-    With c the mean of the top k and θ = c + t: `t³ + p t + q = 0`, where
-    `p = 3 m₂ / k ≥ 0` and `q = (1 - m₃) / k` (m₂, m₃ the central moment sums), which has a
-    single real root. It is evaluated in the cancellation-free form
-    `A = -cbrt(q/2 + sign(q) sqrt(q²/4 + p³/27))`, `t = A - p / (3A)`.
-    """
-    k = _ranks_like(desc)  # (n,)
-    s1 = jnp.cumsum(desc, axis=-1)  # (..., n)
-    s2 = jnp.cumsum(desc**2, axis=-1)  # (..., n)
-    s3 = jnp.cumsum(desc**3, axis=-1)  # (..., n)
-    c = s1 / k  # (..., n)
-    m2 = jnp.maximum(s2 - c * s1, 0.0)  # Σ (u - c)²
-    m3 = s3 - 3.0 * c * s2 + 2.0 * c * c * s1  # Σ (u - c)³
-    p = 3.0 * m2 / k
-    q = (1.0 - m3) / k
-    sign = jnp.where(q >= 0, 1.0, -1.0)
-    a = -jnp.cbrt(0.5 * q + sign * jnp.sqrt(0.25 * q * q + p * p * p / 27.0))
-    a_safe = jnp.where(a == 0, 1.0, a)
-    t = a - jnp.where(a == 0, 0.0, p / (3.0 * a_safe))
-    return c + t  # (..., n)
-
-
-def _pnorm_rule(v: Array, alpha: int) -> tuple[Array, Array]:
+def _pnorm_rule(
+    v: Array, alpha: int, threshold: Callable = _bisect_threshold
+) -> tuple[Array, Array]:
     """Return `(y, t)` with `t = (u - θ)₊` and `y = t^α / Σ t^α` on the shifted row."""
     u = _shift_and_clip(v)  # (..., n)
-    desc = _descending(u)  # (..., n)
-    thresholds = _quadratic_thresholds if alpha == 2 else _cubic_thresholds
-    theta = _select_threshold(desc, thresholds(desc))  # (..., 1)
+    theta = threshold(u, alpha)  # (..., 1)
     t = jnp.maximum(u - theta, 0.0)  # (..., n)
     t_pow = t**alpha
     return t_pow / jnp.sum(t_pow, axis=-1, keepdims=True), t  # (..., n), (..., n)

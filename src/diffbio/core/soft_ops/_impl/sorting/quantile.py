@@ -14,9 +14,10 @@ the other `quantile_method`s change `k` and `a` exactly as `jnp.quantile` does:
 | `midpoint`      | ⌊p⌋                        | ½ (0 when p is an integer)   |
 
 SoftSort and NeuralSort build just those two rows (O(n) memory besides NeuralSort's
-row sums); the sorting network has to run in full and its rows are read off the tracked
-permutation. For the sorting network `quantile` interpolates the network's own sorted
-values (mapped back from the standardised scale), as its `sort` does.
+row sums); the sorting network runs forward once and pulls just those two rows back
+through its layers (no `n × n` permutation). For the sorting network `quantile`
+interpolates the network's own sorted values (mapped back from the standardised scale),
+as its `sort` does.
 
 References: Prillo & Eisenschlos (2020), arXiv:2006.16038; Grover et al. (2019),
 arXiv:1903.08850; Petersen et al. (2021), arXiv:2105.04019.
@@ -96,8 +97,9 @@ def _single(
         rows = one_hot(jnp.take(order, positions, axis=-1), n, compute_dtype(x))  # (..., 2, n)
         values = None
     elif method == "sorting_network":
-        _, p, sorted_values = sorting_network.permutation_and_values(x, softness, mode, standardize)
-        rows = jnp.take(p, positions, axis=-2)  # (..., 2, n)
+        rows, sorted_values = sorting_network.rows_and_values(
+            x, positions, softness, mode, standardize
+        )  # (..., 2, n), (..., n)
         values = jnp.take(sorted_values, positions, axis=-1)  # (..., 2)
         values = ((1 - a) * values[..., 0] + a * values[..., 1]).astype(output_dtype(x))
     else:

@@ -16,6 +16,13 @@ to ~1e-26) decided, sorted last and cropped; `P` is cropped and its rows renorma
 With `standardize`, the network runs on `z = standardize(x)` and `sort` maps its output
 back with `logit(z) · std + mean`; the soft indices are built from `z`.
 
+Only `argsort` builds the `n × n` permutation. `argmax`, `argmin`, `rank`, `top_k` and
+the quantile rows run the network forward once, keep each layer's mixing weights
+(`O(n log² n)` in total) and push just the row vectors they need back through the
+transposed layers (`uᵀ P = uᵀ L_m ⋯ L_1`, each `L_lᵀ` as cheap as `L_l`): one vector for
+`argmax`, `k` for `top_k`, two for a quantile and two for `rank`. The rows equal those of
+the tracked permutation up to float round-off.
+
 Reference: F. Petersen, C. Borgelt, H. Kuehne and O. Deussen, "Differentiable Sorting
 Networks for Scalable Sorting and Ranking Supervision", ICML 2021, arXiv:2105.04019.
 """
@@ -107,6 +114,70 @@ def _network(z: Array, softness: Array, mode: str, track: bool) -> tuple[Array, 
     return v[..., :n], p
 
 
+def _forward(z: Array, softness: Array, mode: str) -> tuple[Array, list[tuple[int, Array]]]:
+    """Run the ascending soft network on `(..., n)`; return the padded values `(..., N)`
+    and each layer's `(distance d, mix (..., N))`: `a ← (1 - mix) a + mix a[i ^ d]`."""
+    v = _pad(z, softness)  # (..., N)
+    mixes = []
+    for d, takes_min in _layers(v.shape[-1]):
+        partner = _partner(v, d, -1)  # (..., N)
+        sigma = sigmoidal(v - partner, softness, mode)  # (..., N)
+        mix = jnp.where(takes_min, sigma, 1.0 - sigma)  # (..., N)
+        v = (1.0 - mix) * v + mix * partner  # (..., N)
+        mixes.append((d, mix))
+    return v, mixes
+
+
+def _pull_back(u: Array, mixes: list[tuple[int, Array]]) -> Array:
+    """`u P` for row vectors `u (..., m, N)`: `u` through the transposed layers, last first.
+
+    `(Lᵀ u)_j = (1 - mix_j) u_j + mix_{j^d} u_{j^d}`.
+    """
+    for d, mix in reversed(mixes):
+        row_mix = mix[..., None, :]  # (..., 1, N)
+        u = (1.0 - row_mix) * u + _partner(row_mix * u, d, -1)  # (..., m, N)
+    return u
+
+
+def _push_forward(c: Array, mixes: list[tuple[int, Array]]) -> Array:
+    """`P c` for a column vector `c (..., N)`: `c` through the layers, first to last."""
+    for d, mix in mixes:
+        c = (1.0 - mix) * c + mix * _partner(c, d, -1)  # (..., N)
+    return c
+
+
+def _standardized(x: Array, softness: float | Array, standardize: bool):
+    """`(xc, z, s, stats)`: the network's input `z` and `(mean, std)` or `None`."""
+    xc, s = prepare(x, softness)
+    if standardize:
+        z, mean, std = standardize_with_stats(xc)  # (..., n), (..., 1), (..., 1)
+        return xc, z, s, (mean, std)
+    return xc, xc, s, None
+
+
+def rows_and_values(
+    x: Array, positions: Array, softness: float | Array, mode: str, standardize: bool
+) -> tuple[Array, Array]:
+    """`(rows (..., m, n), network values (..., n))`: rows `positions (m,)` (0-based,
+    ascending) of the row-renormalised soft permutation, without building it.
+
+    Memory is `O(n log² n)` for the layer weights plus `O(m n log² n)` for the pulled-back
+    rows; the values are mapped back to the units of `x` when standardising.
+    """
+    xc, z, s, stats = _standardized(x, softness, standardize)
+    n = z.shape[-1]
+    v, mixes = _forward(z, s, mode)  # (..., N)
+    size = v.shape[-1]
+    start = jax.nn.one_hot(positions, size, dtype=v.dtype)  # (m, N)
+    start = jnp.broadcast_to(start, (*v.shape[:-1], *start.shape))  # (..., m, N)
+    rows = _pull_back(start, mixes)[..., :n]  # (..., m, n)
+    rows = rows / jnp.maximum(jnp.sum(rows, axis=-1, keepdims=True), 1e-10)
+    values = v[..., :n]  # (..., n)
+    if stats is not None:
+        values = unstandardize(values, *stats)
+    return rows, values
+
+
 def permutation_and_values(
     x: Array, softness: float | Array, mode: str, standardize: bool
 ) -> tuple[Array, Array, Array]:
@@ -175,27 +246,38 @@ def rank(
     standardize: bool = True,
 ) -> Array:
     """Soft ranks `(..., n)` in [1, n]: `Σ_r r P[r, j] / Σ_r P[r, j]` over the columns of
-    the network's permutation (1 = smallest, or largest if `descending`)."""
+    the network's permutation (1 = smallest, or largest if `descending`).
+
+    The row sums come from pushing `1` forward through the layers, the weighted and plain
+    column sums from pulling two vectors back (no `n × n` matrix)."""
     if mode == "hard":
         return hard_rank(x, descending)
-    xc, p, _ = permutation_and_values(x, softness, mode, standardize)  # (..., n, n)
-    n = x.shape[-1]
-    positions = jnp.arange(1, n + 1, dtype=xc.dtype)  # (n,)
+    _, z, s, _ = _standardized(x, softness, standardize)
+    n = z.shape[-1]
+    v, mixes = _forward(z, s, mode)  # (..., N)
+    size = v.shape[-1]
+    inside = (jnp.arange(size) < n).astype(v.dtype)  # (N,)
+    # Row sums of the cropped permutation, P 1_{j<n}, for the row renormalisation.
+    row_sums = _push_forward(jnp.broadcast_to(inside, v.shape), mixes)  # (..., N)
+    inv_sums = inside / jnp.maximum(row_sums, 1e-10)  # (..., N), 0 on padding rows
+    positions = jnp.arange(1, size + 1, dtype=v.dtype)  # (N,)
     if descending:
         positions = n + 1 - positions
-    weighted = jnp.einsum("...rn,r->...n", p, positions, precision="highest")  # (..., n)
-    col_sums = jnp.maximum(jnp.sum(p, axis=-2), 1e-10)  # (..., n)
-    return (weighted / col_sums).astype(output_dtype(x))
+    start = jnp.stack([positions * inv_sums, inv_sums], axis=-2)  # (..., 2, N)
+    weighted, col_sums = jnp.unstack(_pull_back(start, mixes)[..., :n], axis=-2)  # (..., n)
+    return (weighted / jnp.maximum(col_sums, 1e-10)).astype(output_dtype(x))
 
 
 def argmax(
     x: Array, softness: float | Array = 0.1, mode: str = "smooth", standardize: bool = True
 ) -> Array:
-    """Soft argmax `(..., n)`: the last row of the ascending network permutation."""
+    """Soft argmax `(..., n)`: the last row of the ascending network permutation, pulled
+    back through the layers as one vector."""
     if mode == "hard":
         return hard_argmax(x)
-    _, p, _ = permutation_and_values(x, softness, mode, standardize)  # (..., n, n)
-    return p[..., -1, :].astype(output_dtype(x))  # (..., n)
+    last = jnp.array([x.shape[-1] - 1])  # (1,)
+    rows, _ = rows_and_values(x, last, softness, mode, standardize)  # (..., 1, n)
+    return rows[..., 0, :].astype(output_dtype(x))  # (..., n)
 
 
 def argmin(
@@ -219,8 +301,9 @@ def top_k(
     del gated_grad
     if mode == "hard":
         return hard_top_k(x, k)
-    _, p, values = permutation_and_values(x, softness, mode, standardize)  # (..., n, n), (..., n)
+    n = x.shape[-1]
+    positions = jnp.arange(n - 1, n - 1 - k, -1)  # (k,) descending
+    top_index, values = rows_and_values(x, positions, softness, mode, standardize)
     dtype = output_dtype(x)
     top_values = jnp.flip(values, axis=-1)[..., :k]  # (..., k)
-    top_index = jnp.flip(p, axis=-2)[..., :k, :]  # (..., k, n)
     return top_values.astype(dtype), top_index.astype(dtype)
