@@ -35,13 +35,13 @@ HARD = _ordering(HARD_CASES) + [
 SOFT = _ordering(SOFT_CASES)
 ST = _ordering(ST_CASES)
 FLOAT64_SOFT = [c for c in SOFT if c.values[3] == "float64"]
-# Compilation dominates these two checks; `make test` runs them in float32, the slow
-# profile (`make test-full`) in every dtype.
-COMPILE_SOFT = [
+# Compilation dominates the soft checks: `make test` runs them in float32 (float64 for
+# finite differences), the slow profile (`make test-full`) in every dtype.
+PROFILE_SOFT = [
     c if c.values[3] == "float32" else pytest.param(*c.values, id=c.id, marks=pytest.mark.slow)
     for c in SOFT
 ]
-COMPILE_ST = [
+PROFILE_ST = [
     c if c.values[2] == "float32" else pytest.param(*c.values, id=c.id, marks=pytest.mark.slow)
     for c in ST
 ]
@@ -133,7 +133,7 @@ def test_hard_mode_equals_the_hard_equivalent(name, dtype, axis):
 # ---------------------------------------------------------------- soft modes
 
 
-@pytest.mark.parametrize(("name", "mode", "method", "dtype"), SOFT)
+@pytest.mark.parametrize(("name", "mode", "method", "dtype"), PROFILE_SOFT)
 def test_small_softness_converges_to_hard(name, mode, method, dtype):
     with dtype_scope(dtype):
         x = separated(dtype)
@@ -148,7 +148,7 @@ def test_small_softness_converges_to_hard(name, mode, method, dtype):
             assert np.all(np.abs(_np(s) - _np(h)) <= tol * scale), (s, h)
 
 
-@pytest.mark.parametrize(("name", "mode", "method", "dtype"), SOFT)
+@pytest.mark.parametrize(("name", "mode", "method", "dtype"), PROFILE_SOFT)
 def test_invariants_hold_at_ties_and_constant_rows(name, mode, method, dtype):
     """SoftIndex rows are distributions; sort is monotone and within [min, max]; ranks
     lie in [1, n] and sum to n(n+1)/2; values and gradients are finite."""
@@ -188,7 +188,7 @@ def test_invariants_hold_at_ties_and_constant_rows(name, mode, method, dtype):
             assert np.all(np.isfinite(_np(grad))), grad
 
 
-@pytest.mark.parametrize(("name", "mode", "method", "dtype"), COMPILE_SOFT)
+@pytest.mark.parametrize(("name", "mode", "method", "dtype"), PROFILE_SOFT)
 def test_jit_vmap_and_jit_of_vmap_match_eager(name, mode, method, dtype):
     with dtype_scope(dtype):
         x = separated(dtype)
@@ -223,7 +223,7 @@ def test_gradients_match_finite_differences(name, mode, method, dtype):
 # ---------------------------------------------------------------- straight-through
 
 
-@pytest.mark.parametrize(("name", "mode", "dtype"), COMPILE_ST)
+@pytest.mark.parametrize(("name", "mode", "dtype"), PROFILE_ST)
 def test_straight_through_forward_is_hard_and_gradient_is_soft(name, mode, dtype):
     with dtype_scope(dtype):
         x = separated(dtype)
