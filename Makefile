@@ -33,7 +33,7 @@ lint: $(STAMP)
 test: $(STAMP)
 	$(MAKE) --no-print-directory check-generated
 	$(MAKE) --no-print-directory lint
-	$(PY) -m pytest -q -n $(PYTEST_WORKERS) -m "not slow"
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) -m "not slow and not fuzz"
 
 test-full: $(STAMP)
 	$(MAKE) --no-print-directory check-generated

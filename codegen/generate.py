@@ -96,16 +96,41 @@ def hard_call(op: OpSpec) -> str:
     return f"{alias}.{name}({', '.join(args)})"
 
 
+# The validators (of `_impl/validation.py`) each parameter kind's generated checks call.
 _VALIDATOR_OF_KIND = {
-    "mode": "check_choice",
-    "method": "check_choice",
-    "softness": "check_softness",
-    "float": "check_finite_float",
-    "int": "check_nonnegative_int",
-    "k": "check_positive_int",
-    "axis": "check_axis",
-    "axes": "check_axis",
+    "mode": ("check_choice",),
+    "method": ("check_method",),
+    "softness": ("check_softness",),
+    "float": ("check_finite_float",),
+    "int": ("check_nonnegative_int",),
+    "k": ("check_k", "axis_length"),
+    "q": ("check_level",),
+    "axis": ("check_axis",),
+    "axes": ("check_axis",),
 }
+
+
+def soft_sequence(param: Param) -> bool:
+    """A `sequence` parameter named ``soft_*`` holds one (hard or soft) start per axis
+    of the op's `values` array; the generated wrapper checks each SoftIndex's length."""
+    return param.kind == "sequence" and param.name.startswith("soft_")
+
+
+def percent_or_level(param: Param) -> str:
+    """The upper bound of a `q` parameter: 100 for a percentile `p`, else 1."""
+    return "100.0" if param.name == "p" else "1.0"
+
+
+def _softindex_validators(op: OpSpec) -> set[str]:
+    kinds = {p.kind for p in op.params}
+    names = set()
+    if "softindex" in kinds:
+        names |= {"check_soft_index_along"} if "values" in kinds else {
+            "check_soft_index", "number_of_choices"
+        }
+    if "values" in kinds and any(soft_sequence(p) for p in op.params):
+        names.add("check_soft_starts")
+    return names
 
 
 def imports(ops: list[OpSpec]) -> dict[str, list[str]]:
@@ -117,7 +142,9 @@ def imports(ops: list[OpSpec]) -> dict[str, list[str]]:
     typing = [n for n, used in (("Any", "options" in kinds), ("Literal", "mode" in kinds)) if used]
     abc = ["Sequence"] if "sequence" in kinds else []
     promotes = any(op.array_params for op in ops)
-    validation = {_VALIDATOR_OF_KIND[k] for k in kinds if k in _VALIDATOR_OF_KIND}
+    validation = {name for k in kinds for name in _VALIDATOR_OF_KIND.get(k, ())}
+    for op in ops:
+        validation |= _softindex_validators(op)
     if any(p.choices for op in ops for p in op.params):
         validation.add("check_choice")
     if promotes:
@@ -161,6 +188,8 @@ def _environment() -> Environment:
         default=default,
         hard_call=hard_call,
         imports=imports,
+        percent_or_level=percent_or_level,
+        soft_sequence=soft_sequence,
         defaults=lambda op: (
             "{"
             + ", ".join(f'"{p.name}": {default(op, p)}' for p in op.params if p.has_default)
@@ -179,6 +208,15 @@ def _environment() -> Environment:
 def render(catalogue: Catalogue) -> dict[str, str]:
     """Every generated file, keyed by its path relative to the repository root."""
     env = _environment()
+    specs = catalogue.method_specs
+
+    def op_modes(op: OpSpec, method: str | None) -> list[str]:
+        """The op's modes that `method` implements (`hard` always)."""
+        if method is None or method not in specs:
+            return list(op.modes)
+        return [m for m in op.modes if m == "hard" or m in specs[method].modes]
+
+    env.globals.update(op_modes=op_modes, method_specs=specs)
     by_category = {c: [op for op in catalogue.ops if op.category == c] for c in CATEGORIES}
     by_category = {c: ops for c, ops in by_category.items() if ops}
     st_ops = [op for op in catalogue.ops if op.st]
@@ -191,6 +229,9 @@ def render(catalogue: Catalogue) -> dict[str, str]:
     files[f"{PACKAGE_DIR}/_generated/straight_through.py"] = env.get_template(
         "straight_through.py.j2"
     ).render(ops=st_ops, template="straight_through.py.j2")
+    files[f"{PACKAGE_DIR}/_generated/methods.py"] = env.get_template("methods.py.j2").render(
+        methods=catalogue.methods, template="methods.py.j2"
+    )
     files[f"{PACKAGE_DIR}/_generated/__init__.py"] = env.get_template(
         "generated_init.py.j2"
     ).render(template="generated_init.py.j2")
@@ -209,5 +250,5 @@ def render(catalogue: Catalogue) -> dict[str, str]:
         ).render(category=category, ops=ops, template="category_table.md.j2")
     files["docs/reference/generated/support-matrix.md"] = env.get_template(
         "support_matrix.md.j2"
-    ).render(ops=catalogue.ops, template="support_matrix.md.j2")
+    ).render(ops=catalogue.ops, methods=catalogue.methods, template="support_matrix.md.j2")
     return files

@@ -120,6 +120,13 @@ def parse(text: str, path: str = "<string>") -> Catalogue:
             where = f"field {_field_path(loc)!r}" if loc else "catalogue"
             problems.append(f"{path}:{_line_of(data, loc, 1)}: {where}: {message}")
         raise CatalogueError("\n".join(problems)) from None
+    for index, field, message in catalogue.method_problems():
+        entry = raw_ops[index]
+        line = _line_of(entry, (field,), raw_ops.lc.item(index)[0] + 1)
+        where = f"op {catalogue.ops[index].name!r}, field {field!r}"
+        problems.append(f"{path}:{line}: {where}: {message}")
+    if problems:
+        raise CatalogueError("\n".join(problems))
     return catalogue
 
 

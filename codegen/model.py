@@ -207,9 +207,78 @@ class OpSpec(_Strict):
         return [m for m in self.modes if m != "hard"]
 
 
+class MethodSpec(_Strict):
+    """One ordering algorithm: the soft modes it implements and what it can return."""
+
+    name: Method
+    summary: str
+    complexity: str
+    modes: list[Mode]
+    # False for methods that produce sorted values directly (no soft permutation): they
+    # cannot serve an operation that returns a SoftIndex, and `top_k` gives `None` for it.
+    soft_index: bool
+    extra: str | None = None  # the optional-dependency group the method needs
+    reference: str
+
+    @model_validator(mode="after")
+    def _check_modes(self) -> "MethodSpec":
+        if not self.modes:
+            raise ValueError("`modes` is empty; list the soft modes the method implements")
+        if "hard" in self.modes:
+            raise ValueError("`modes` lists 'hard'; every method has it, list soft modes only")
+        if "smooth" not in self.modes:
+            raise ValueError("`modes` must include 'smooth', the default mode")
+        if len(set(self.modes)) != len(self.modes):
+            raise ValueError("`modes` lists a mode twice")
+        return self
+
+
 class Catalogue(_Strict):
-    """The whole catalogue: a version and the list of operations."""
+    """The whole catalogue: a version, the ordering methods and the operations."""
 
     version: int = Field(ge=1)
     defaults: dict[str, float | str] = {}
+    methods: list[MethodSpec] = []
     ops: list[OpSpec]
+
+    @model_validator(mode="after")
+    def _check_methods(self) -> "Catalogue":
+        names = [m.name for m in self.methods]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"method {twice[0]!r} is described twice in `methods`")
+        used = {m for op in self.ops for m in op.methods}
+        missing = sorted(used - set(names))
+        if missing:
+            raise ValueError(
+                f"ops use method(s) {missing} that `methods` does not describe; add an entry "
+                "(name, summary, complexity, modes, soft_index, reference) for each"
+            )
+        return self
+
+    @property
+    def method_specs(self) -> dict[str, MethodSpec]:
+        return {m.name: m for m in self.methods}
+
+    def method_problems(self) -> list[tuple[int, str, str]]:
+        """`(op index, field, message)` for each op whose methods contradict the method
+        table: a values-only method on an op that returns a SoftIndex, or a default
+        method that implements none of the op's soft modes."""
+        specs = self.method_specs
+        problems = []
+        for index, op in enumerate(self.ops):
+            for method in op.methods:
+                spec = specs.get(method)
+                if spec is None:
+                    continue
+                if op.returns == "SoftIndex" and not spec.soft_index:
+                    problems.append((index, "methods", (
+                        f"method {method!r} gives values only (soft_index: false) and cannot "
+                        "return a SoftIndex; remove it from this op's methods"
+                    )))
+                if not set(spec.modes) & set(op.soft_modes):
+                    problems.append((index, "methods", (
+                        f"method {method!r} implements none of the op's soft modes "
+                        f"{op.soft_modes}; remove it or add a mode"
+                    )))
+        return problems

@@ -5,14 +5,17 @@ reads are good: ``quality > 23.7 AND mapping_quality > 31.0`` (with 3% label noi
 The filter ``logical_and(greater(q, t_q), greater(mq, t_mq))`` is differentiable in
 both thresholds and in its softness, so a plain optimiser recovers the hidden rule.
 
-Run: ``python -m examples.quality_filtering``.
+Run: ``python -m examples.quality_filtering``; the plot is saved to
+``examples/output/quality_filtering.png``.
 """
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from diffbio.core import soft_ops
@@ -20,6 +23,7 @@ from diffbio.core import soft_ops
 TRUE_QUALITY_THRESHOLD = 23.7
 TRUE_MAPPING_THRESHOLD = 31.0
 LABEL_NOISE = 0.03
+OUTPUT = Path(__file__).parent / "output" / "quality_filtering.png"
 
 
 @dataclass(frozen=True)
@@ -92,7 +96,46 @@ def train(steps: int = 400, learning_rate: float = 0.5, seed: int = 0, verbose: 
     return initial, params, (quality, mapping, labels)
 
 
-def main(steps: int = 400) -> Result:
+def plot(initial: dict, learned: dict, data, path: Path = OUTPUT, shown: int = 1500) -> Path:
+    """Reads by base and mapping quality, coloured by label (the first ``shown`` of
+    them), with the hidden rule and the initial and learned thresholds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    before, after = hard_accuracy(initial, *data), hard_accuracy(learned, *data)
+    quality, mapping, labels = (np.asarray(x)[:shown] for x in data)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    ax.scatter(quality, mapping, c=labels, s=4, cmap="coolwarm", alpha=0.6)
+    true = {
+        "quality_threshold": TRUE_QUALITY_THRESHOLD,
+        "mapping_threshold": TRUE_MAPPING_THRESHOLD,
+    }
+    # The hidden rule is drawn dashed on top, so that it stays visible where the learned
+    # thresholds cover it.
+    for params, style, color, name, z in (
+        (true, "--", "tab:green", "hidden rule", 3),
+        (initial, ":", "k", "initial", 2),
+        (learned, "-", "k", "learned", 2),
+    ):
+        t_q, t_mq = float(params["quality_threshold"]), float(params["mapping_threshold"])
+        label = f"{name}: q > {t_q:.1f}, mapq > {t_mq:.1f}"
+        ax.axvline(t_q, color=color, ls=style, lw=1.2, zorder=z, label=label)
+        ax.axhline(t_mq, color=color, ls=style, lw=1.2, zorder=z)
+    ax.set_title(f"hard-filter accuracy {before:.2f} -> {after:.2f}", fontsize=9)
+    ax.set_xlabel("base quality")
+    ax.set_ylabel("mapping quality")
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def main(steps: int = 400, path: Path = OUTPUT) -> Result:
+    """Train, print the before/after accuracy, and save the plot to ``path``."""
     start = time.perf_counter()
     print("Soft quality filtering: learn 'quality > t_q AND mapq > t_mq' from labelled reads")
     initial, learned, data = train(steps)
@@ -101,6 +144,7 @@ def main(steps: int = 400) -> Result:
     print(f"  learned quality threshold {t_q:.2f} (true {TRUE_QUALITY_THRESHOLD})")
     print(f"  learned mapping threshold {t_mq:.2f} (true {TRUE_MAPPING_THRESHOLD})")
     print(f"  hard-filter accuracy {before:.3f} -> {after:.3f}")
+    print(f"  plot: {plot(initial, learned, data, path)}")
     return Result(
         name="quality filtering",
         metric="filter accuracy",

@@ -1,12 +1,36 @@
-"""Soft Smith–Waterman local alignment: learn a substitution matrix from homologous pairs.
+"""Soft Smith–Waterman local alignment of noisy reads: learn a substitution matrix.
 
-Smith–Waterman scores the best local alignment of two sequences with a dynamic program,
-``H[i, j] = max(0, H[i-1, j-1] + S[a_i, b_j], H[i-1, j] - gap, H[i, j-1] - gap)``, and the
-score is the largest ``H``. Replacing every ``max`` by `TemperatureOperator.soft_max`
+Smith–Waterman scores the best local alignment of two sequences with a dynamic program
+over the per-position match scores ``match[i, j]`` and a gap penalty (see
+`smith_waterman`). Replacing every ``max`` by `TemperatureOperator.soft_max`
 (``t * logsumexp(x / t)``) makes the score differentiable: in the substitution matrix, in
-the gap penalty, and in the per-position match scores ``S[a_i, b_j]``, where the gradient
-is the *soft alignment*, the probability that ``a_i`` is aligned to ``b_j``. As ``t -> 0``
-the soft score is the classical one.
+the gap penalty, and in the match scores, where the gradient is the *soft alignment*, the
+probability that ``a_i`` is paired with ``b_j``. As ``t -> 0`` the soft score is the
+classical one.
+
+How close it is at a small ``t`` depends on ties. The soft score is
+``t * log(sum over alignments of exp(score / t))``, so it exceeds the classical score by
+``t * log(N)`` when ``N`` alignments share the best score. Two things make such ties
+common, and both are avoided here:
+
+- the textbook single-table recurrence counts some alignments twice (an insertion next
+  to a deletion, in either order); `smith_waterman` has three states per cell so that
+  every local alignment is exactly one path;
+- a substitution matrix that scores a pair by its two letters alone, integer or real,
+  ties alignments structurally: the same gap can sit anywhere in a run (``GAAC`` /
+  ``GA-C`` and ``GAAC`` / ``G-AC``), and alignments that pair the same letters in
+  another order score the same. Scored by their letters alone, 36 of 40 random DNA
+  pairs of length 20 to 60 come out more than 1e-3 above the classical score at
+  ``t = 1e-3`` under the textbook matrix (up to 9e-3), and 15 of 40 under a random
+  real-valued matrix (up to 4e-3).
+
+So the reads are scored with their *base qualities*, as sequencing reads are: base ``i``
+of a read with Phred quality ``q_i`` (uniform in ``QUALITY_RANGE``, noisy long reads) is
+the called letter with probability ``1 - e_i`` (``e_i = 10 ** (-q_i / 10)``) and each
+other letter with probability ``e_i / 3``, and ``match[i, j]`` is the expected
+substitution score of the two base-call distributions. Every position then has its own
+score, exact ties have probability zero, and the soft score at ``t = 1e-3`` is within
+1e-3 of the classical one (the tests check 20 random pairs).
 
 The simulated homologs mutate mostly by *transitions* (A<->G, C<->T), which the textbook
 +1/-1 matrix punishes, so it barely tells homologs from unrelated pairs. Training the
@@ -38,7 +62,9 @@ from examples.quality_filtering import Result
 
 ALPHABET = "ACGT"
 TRANSITION = np.array([2, 3, 0, 1])  # A<->G, C<->T
+QUALITY_RANGE = (5.0, 25.0)  # Phred base qualities of noisy long reads, before binning
 OUTPUT = Path(__file__).parent / "output" / "smith_waterman.png"
+NEG = -1e9  # score of an impossible state; finite, so that no gradient is 0 * inf
 
 MaxFn = Callable[..., jax.Array]
 
@@ -48,42 +74,54 @@ def hard_max(values: jax.Array, axis=None) -> jax.Array:
 
 
 def smith_waterman(match: jax.Array, gap: jax.Array | float, max_fn: MaxFn = hard_max):
-    """Local alignment score of a per-position match matrix ``match[i, j] = S[a_i, b_j]``
-    under a linear gap penalty, with ``max_fn(values, axis)`` as the maximum.
+    """Local alignment score of a per-position match matrix ``match[i, j]`` under a linear
+    gap penalty, with ``max_fn(values, axis)`` as the maximum.
 
-    ``lax.scan`` walks the anti-diagonals ``k = i + j`` of the DP table. A diagonal is
-    stored as a vector indexed by ``i`` (``j = k - i``), so the diagonal predecessor
-    ``(i-1, j-1)`` is entry ``i-1`` of diagonal ``k-2``, the upper one ``(i-1, j)`` entry
-    ``i-1`` of diagonal ``k-1`` and the left one ``(i, j-1)`` entry ``i`` of diagonal
-    ``k-1``. Cells outside the table (and the zero border) hold 0 and are left out of
-    the final maximum.
+    Three states per cell, so that every local alignment is exactly one path: ``M[i, j]``
+    (the alignment ends by pairing ``a_i`` with ``b_j``), ``X[i, j]`` (it ends by deleting
+    ``a_i``) and ``Y[i, j]`` (it ends by inserting ``b_j``)::
+
+        M[i, j] = match[i, j] + max(0, M[i-1, j-1], X[i-1, j-1], Y[i-1, j-1])
+        X[i, j] = max(M[i-1, j], X[i-1, j]) - gap
+        Y[i, j] = max(M[i, j-1], X[i, j-1], Y[i, j-1]) - gap
+        score   = max(0, max over all cells of M)
+
+    The 0 in ``M`` starts a new alignment, the 0 in ``score`` is the empty one. Alignments
+    start and end with a pair (a leading or trailing gap only lowers a score), and an
+    insertion may follow a deletion but not the other way round: the two orders are one
+    alignment written twice. With ``max_fn = hard_max`` this is the classical Smith–Waterman
+    score; with ``t * logsumexp(v / t)`` it is ``t * log(sum over alignments of
+    exp(score / t))``, which exceeds the best score by ``t * log(number of optimal
+    alignments)`` plus terms of order ``exp(-margin / t)``.
+
+    ``lax.scan`` walks the anti-diagonals ``k = i + j``. A diagonal is stored as a vector
+    indexed by ``i`` (``j = k - i``), so ``(i-1, j-1)`` is entry ``i-1`` of diagonal
+    ``k-2``, ``(i-1, j)`` entry ``i-1`` of diagonal ``k-1`` and ``(i, j-1)`` entry ``i`` of
+    diagonal ``k-1``.
     """
     n, m = match.shape
     padded = jnp.pad(match, ((1, 0), (1, 0)))  # padded[i, j] = match[i-1, j-1]
     rows = jnp.arange(n + 1)
 
     def shift(diagonal):  # entry i holds diagonal[i-1]
-        return jnp.concatenate([jnp.zeros((1,), diagonal.dtype), diagonal[:-1]])
+        return jnp.concatenate([jnp.full((1,), NEG, diagonal.dtype), diagonal[:-1]])
 
     def step(carry, k):
-        previous, before = carry
+        m1, x1, y1, open1, open2 = carry  # states of diagonal k-1; "open" = max(0, M, X, Y)
         cols = k - rows
         inside = (rows >= 1) & (cols >= 1) & (cols <= m)
-        substitution = padded[rows, jnp.clip(cols, 0, m)]
-        candidates = jnp.stack(
-            [
-                jnp.zeros_like(previous),
-                shift(before) + substitution,
-                shift(previous) - gap,
-                previous - gap,
-            ]
-        )
-        cell = jnp.where(inside, max_fn(candidates, axis=0), 0.0)
-        return (cell, previous), jnp.where(inside, cell, -jnp.inf)
+        new_m = shift(open2) + padded[rows, jnp.clip(cols, 0, m)]
+        new_x = max_fn(jnp.stack([shift(m1), shift(x1)]), axis=0) - gap
+        new_y = max_fn(jnp.stack([m1, x1, y1]), axis=0) - gap
+        new_m, new_x, new_y = (jnp.where(inside, v, NEG) for v in (new_m, new_x, new_y))
+        new_open = max_fn(jnp.stack([jnp.zeros_like(new_m), new_m, new_x, new_y]), axis=0)
+        return (new_m, new_x, new_y, new_open, open1), new_m
 
+    impossible = jnp.full((n + 1,), NEG, match.dtype)
     zeros = jnp.zeros((n + 1,), match.dtype)
-    _, diagonals = jax.lax.scan(step, (zeros, zeros), jnp.arange(2, n + m + 1))
-    return max_fn(diagonals.reshape(-1), axis=0)
+    init = (impossible, impossible, impossible, zeros, zeros)
+    _, diagonals = jax.lax.scan(step, init, jnp.arange(2, n + m + 1))
+    return max_fn(jnp.concatenate([jnp.zeros((1,), match.dtype), diagonals.reshape(-1)]), axis=0)
 
 
 def soft_alignment(match: jax.Array, gap, max_fn: MaxFn) -> jax.Array:
@@ -102,9 +140,18 @@ class SmithWatermanConfig(OperatorConfig):
     gap_penalty: float = 1.0
 
 
+def base_probabilities(seq: jax.Array, quality: jax.Array) -> jax.Array:
+    """``(length, 4)`` distribution of the true base given each call and its Phred quality:
+    ``1 - e`` on the called base and ``e / 3`` on each other, ``e = 10 ** (-quality / 10)``."""
+    error = 10.0 ** (-quality / 10.0)
+    called = jax.nn.one_hot(seq, len(ALPHABET), dtype=error.dtype)
+    return called * (1.0 - error)[:, None] + (1.0 - called) * (error / 3.0)[:, None]
+
+
 class SoftSmithWaterman(TemperatureOperator):
-    """Scores a pair of integer-coded DNA sequences (``data["seq_a"]``, ``data["seq_b"]``)
-    with soft Smith–Waterman; the substitution matrix and the gap penalty are learnable."""
+    """Scores a pair of reads (``data["seq_a"]``, ``data["seq_b"]``: integer-coded bases;
+    ``data["qual_a"]``, ``data["qual_b"]``: their Phred qualities) with soft
+    Smith–Waterman; the substitution matrix and the gap penalty are learnable."""
 
     def __init__(self, config: SmithWatermanConfig, *, rngs=None, name=None):
         super().__init__(config, rngs=rngs, name=name)
@@ -124,16 +171,19 @@ class SoftSmithWaterman(TemperatureOperator):
         s = self.substitution[...]
         return 0.5 * (s + s.T)
 
-    def match_matrix(self, seq_a, seq_b) -> jax.Array:
-        return self.symmetric_substitution()[seq_a[:, None], seq_b[None, :]]
+    def match_matrix(self, record) -> jax.Array:
+        """``match[i, j]``: the expected substitution score of base ``i`` of read a and base
+        ``j`` of read b under their base-call distributions (`base_probabilities`)."""
+        p_a = base_probabilities(record["seq_a"], record["qual_a"])
+        p_b = base_probabilities(record["seq_b"], record["qual_b"])
+        return p_a @ self.symmetric_substitution() @ p_b.T
 
     def apply(self, data, state, metadata, random_params=None, stats=None):
-        match = self.match_matrix(data["seq_a"], data["seq_b"])
-        score = smith_waterman(match, self.gap, self.soft_max)
+        score = smith_waterman(self.match_matrix(data), self.gap, self.soft_max)
         return {**data, "score": score}, state, metadata
 
-    def hard_score(self, seq_a, seq_b) -> jax.Array:
-        return smith_waterman(self.match_matrix(seq_a, seq_b), self.gap, hard_max)
+    def hard_score(self, record) -> jax.Array:
+        return smith_waterman(self.match_matrix(record), self.gap, hard_max)
 
 
 def mutate(rng: np.random.Generator, seq: np.ndarray, substitution_rate: float) -> np.ndarray:
@@ -156,18 +206,29 @@ def mutate(rng: np.random.Generator, seq: np.ndarray, substitution_rate: float) 
     return np.concatenate([out, rng.integers(0, 4, len(seq) - len(out))]).astype(np.int32)
 
 
+def sequence(rng: np.random.Generator, true_seq: np.ndarray):
+    """Read ``true_seq``: draw a Phred quality per base, miscall each base with probability
+    ``10 ** (-quality / 10)`` (as any other base). Returns (called bases, qualities)."""
+    quality = rng.uniform(*QUALITY_RANGE, true_seq.shape).astype(np.float32)
+    miscalled = rng.random(true_seq.shape) < 10.0 ** (-quality / 10.0)
+    other = (true_seq + rng.integers(1, 4, true_seq.shape)) % 4
+    return np.where(miscalled, other, true_seq).astype(np.int32), quality
+
+
 def simulate(num_pairs: int = 256, length: int = 32, substitution_rate: float = 0.5, seed=0):
-    """Half the pairs homologous (``label`` 1), half unrelated."""
+    """Half the pairs homologous (``label`` 1), half unrelated; both reads sequenced."""
     rng = np.random.default_rng(seed)
-    seq_a = rng.integers(0, 4, (num_pairs, length)).astype(np.int32)
+    true_a = rng.integers(0, 4, (num_pairs, length)).astype(np.int32)
     labels = (np.arange(num_pairs) % 2 == 0).astype(np.float32)
-    seq_b = np.stack(
+    true_b = np.stack(
         [
             mutate(rng, a, substitution_rate) if y else rng.integers(0, 4, length).astype(np.int32)
-            for a, y in zip(seq_a, labels, strict=True)
+            for a, y in zip(true_a, labels, strict=True)
         ]
     )
-    return {"seq_a": jnp.asarray(seq_a), "seq_b": jnp.asarray(seq_b)}, jnp.asarray(labels)
+    (seq_a, qual_a), (seq_b, qual_b) = sequence(rng, true_a), sequence(rng, true_b)
+    data = {"seq_a": seq_a, "qual_a": qual_a, "seq_b": seq_b, "qual_b": qual_b}
+    return {k: jnp.asarray(v) for k, v in data.items()}, jnp.asarray(labels)
 
 
 def auc(scores, labels) -> float:
@@ -180,13 +241,9 @@ def auc(scores, labels) -> float:
 
 
 @nnx.jit
-def _hard_scores(op: SoftSmithWaterman, seq_a, seq_b) -> jax.Array:
-    return jax.vmap(op.hard_score)(seq_a, seq_b)
-
-
 def hard_scores(op: SoftSmithWaterman, data) -> jax.Array:
     """Classical Smith–Waterman scores of every pair under the operator's scores."""
-    return _hard_scores(op, data["seq_a"], data["seq_b"])
+    return jax.vmap(op.hard_score)(data)
 
 
 def train(
@@ -194,7 +251,7 @@ def train(
     num_pairs: int = 256,
     length: int = 32,
     temperature: float = 0.5,
-    learning_rate: float = 0.05,
+    learning_rate: float = 0.1,
     seed: int = 0,
     verbose: bool = True,
 ):
@@ -241,10 +298,10 @@ def plot(op: SoftSmithWaterman, data, path: Path = OUTPUT) -> Path:
     left.set_yticks(range(4), list(ALPHABET))
     left.set_title("learned substitution scores")
     fig.colorbar(image, ax=left)
-    match = op.match_matrix(data["seq_a"][0], data["seq_b"][0])
+    match = op.match_matrix(jax.tree.map(lambda column: column[0], data))  # a homolog
     posterior = soft_alignment(match, op.gap, op.soft_max)
     image = right.imshow(np.asarray(posterior), cmap="magma", vmin=0, vmax=1)
-    right.set_title("soft alignment of a homologous pair (d score / d match)")
+    right.set_title(f"soft alignment of a homologous pair at t = {float(op.temperature):g}")
     right.set_xlabel("sequence b")
     right.set_ylabel("sequence a")
     fig.colorbar(image, ax=right)

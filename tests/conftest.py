@@ -4,5 +4,5 @@ import os
 
 # Several pytest-xdist workers share two cores: keep XLA from oversubscribing them.
 os.environ.setdefault(
-    "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false"
 )

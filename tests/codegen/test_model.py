@@ -47,6 +47,11 @@ ops:
     returns_doc: Sorted values.
     example: soft_ops.sort(x)
     st: true
+methods:
+  - {name: softsort, summary: S., complexity: O(n²), modes: [smooth, c0], soft_index: true, reference: R.}
+  - {name: neuralsort, summary: N., complexity: O(n²), modes: [smooth], soft_index: true, reference: R.}
+  - {name: sorting_network, summary: B., complexity: O(n log² n), modes: [smooth], soft_index: true, reference: R.}
+  - {name: fast_soft_sort, summary: P., complexity: O(n log n), modes: [smooth], soft_index: false, reference: R.}
 """
 
 
@@ -151,3 +156,38 @@ def test_the_catalogue_round_trips_unchanged():
 
     text = (ROOT / CATALOGUE_PATH).read_text()
     assert roundtrip(text) == text
+
+
+def test_methods_table_describes_the_modes_each_method_implements():
+    catalogue = parse(SORT_ENTRY, "spec.yaml")
+    specs = catalogue.method_specs
+    assert specs["softsort"].modes == ["smooth", "c0"]
+    assert not specs["fast_soft_sort"].soft_index
+
+
+def test_values_only_method_on_an_op_that_returns_a_soft_index():
+    text = SORT_ENTRY.replace("returns: Array", "returns: SoftIndex").replace(
+        "methods: [softsort, neuralsort, sorting_network]",
+        "methods: [softsort, neuralsort, sorting_network, fast_soft_sort]",
+    )
+    assert errors_of(text) == (
+        "spec.yaml:15: op 'sort', field 'methods': method 'fast_soft_sort' gives values only "
+        "(soft_index: false) and cannot return a SoftIndex; remove it from this op's methods"
+    )
+
+
+def test_method_missing_from_the_methods_table():
+    text = SORT_ENTRY.replace("  - {name: neuralsort, summary: N., complexity: O(n²), "
+                              "modes: [smooth], soft_index: true, reference: R.}\n", "")
+    assert errors_of(text) == (
+        "spec.yaml:1: catalogue: ops use method(s) ['neuralsort'] that `methods` does not "
+        "describe; add an entry (name, summary, complexity, modes, soft_index, reference) for each"
+    )
+
+
+def test_method_modes_must_be_soft_modes():
+    text = SORT_ENTRY.replace("modes: [smooth, c0], soft_index", "modes: [hard, smooth], soft_index")
+    assert errors_of(text) == (
+        "spec.yaml:22: field 'methods[0]': `modes` lists 'hard'; every method has it, list soft "
+        "modes only"
+    )

@@ -13,7 +13,7 @@ import pytest
 
 from ._helpers import ROOT
 
-BUILD_TIMEOUT_S = 240
+BUILD_TIMEOUT_S = 480  # a fresh clone also trains the examples for the gallery plots
 
 
 @dataclass(frozen=True)

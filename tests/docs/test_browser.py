@@ -30,7 +30,16 @@ PAGES = {
                                                   "Support matrix"]),
     "api-sort": ("reference/api/sorting/", "Sorting and ordering", ["sort", "argsort",
                                                                     "top_k"]),
+    "guide-modes": ("guide/modes/", "Modes and their continuity classes",
+                    ["The sigmoidal foundation", "Which mode to use"]),
+    "examples": ("examples/", "Examples", ["Learned read filtering",
+                                           "Causal variant selection with a soft top-k",
+                                           "Soft Smith–Waterman local alignment"]),
 }
+# Pages whose formulas must reach the browser as MathML, and how many at least.
+MATH_PAGES = {"api-sort": 8, "guide-modes": 5, "examples": 4}
+# Pages whose generated images must all load (their requests are checked below).
+IMAGE_PAGES = {"guide-modes": 1, "examples": 6}
 # Console lines: every console message a page logs (log, warning, error, uncaught error).
 CONSOLE = re.compile(r"^\[[^\]]*:(?:INFO|WARNING|ERROR):CONSOLE[^\]]*\].*$", re.MULTILINE)
 
@@ -120,6 +129,11 @@ def test_page_renders_without_errors(server, name):
     assert failed == [], failed
     # Material's JavaScript ran: it adds the `js` class to <html> (absent from the HTML file).
     assert re.search(r'<html[^>]*class="[^"]*\bjs\b', dom), dom[:300]
+    # Formulas arrive as MathML, which Chromium renders itself: no TeX, no math script.
+    assert dom.count("<math") >= MATH_PAGES.get(name, 0)
+    assert "\\frac" not in dom and "\\mathrm" not in dom
+    images = [p for p, code in server.responses[start:] if p.endswith(".png") and code == 200]
+    assert len(images) >= IMAGE_PAGES.get(name, 0), images
 
     SCREENSHOTS.mkdir(exist_ok=True)
     shot = SCREENSHOTS / f"{name}.png"

@@ -3,9 +3,15 @@
 from ._helpers import DOCS, pages
 
 # docs/*.md pages, excluding docs/_scripts/ and docs/reference/generated/ (snippets only).
-EXPECTED_PAGES = 22
+EXPECTED_PAGES = 23
 FIGURES = ("sigmoidal-modes.png", "soft-vs-hard.png", "argsort-heatmaps.png",
            "sort-rank-softness.png")
+# The gallery's plots, one per example, drawn at build time by docs/_scripts/example_figures.py.
+EXAMPLE_FIGURES = tuple(
+    f"examples/{name}.png"
+    for name in ("quality_filtering", "quality_filter_operator", "gene_ranking",
+                 "variant_selection", "median_normalization", "smith_waterman")
+)
 
 
 def built_pages(site):
@@ -40,16 +46,29 @@ def test_generated_tables_are_not_pages_but_are_included(site_build):
 
 
 def test_figures_are_generated_and_used(site_build):
-    for name in FIGURES:
+    for name in FIGURES + EXAMPLE_FIGURES:
         figure = site_build.site / "assets/generated" / name
         assert figure.exists() and figure.stat().st_size > 10_000, name
     used = "".join(p.read_text() for p in built_pages(site_build.site))
-    for name in FIGURES:
+    for name in FIGURES + EXAMPLE_FIGURES:
         assert f"assets/generated/{name}" in used, f"{name} is not shown on any page"
+
+
+def test_the_gallery_shows_each_example_with_its_code_and_plot(site_build):
+    html = (site_build.site / "examples/index.html").read_text()
+    for figure in EXAMPLE_FIGURES:
+        name = figure.removeprefix("examples/").removesuffix(".png")
+        image = html.index(f'src="../assets/generated/{figure}"')
+        code = html.index(f"examples/{name}.py</summary>")
+        assert 0 < code - image < 2000, f"{name}: the plot is not next to its code"
+        following = html.find("</details>", code)
+        assert '<span class="nf">main</span>' in html[code:following], name  # its code
 
 
 def test_api_page_renders_the_markdown_docstring(site_build):
     html = (site_build.site / "reference/api/sorting/index.html").read_text()
     assert 'id="diffbio.core.soft_ops.sort"' in html
     assert "<strong>Arguments:</strong>" in html
-    assert '<div class="arithmatex">' in html
+    # The docstring's formula is MathML (see test_math.py), not TeX.
+    assert '<div class="arithmatex"><math xmlns="http://www.w3.org/1998/Math/MathML" ' \
+        'display="block">' in html

@@ -1068,6 +1068,13 @@ OPS = {
     },
 }
 
+# The ordering methods: soft modes, whether they give a SoftIndex, the extra they need.
+METHODS = {
+    "softsort": {"modes": ['smooth', 'c0', 'c1', 'c2'], "soft_index": True, "extra": None},
+    "neuralsort": {"modes": ['smooth', 'c0', 'c1', 'c2'], "soft_index": True, "extra": None},
+    "sorting_network": {"modes": ['smooth', 'c0', 'c1', 'c2'], "soft_index": True, "extra": None},
+}
+
 # (op, dtype): ops with a hard mode and a hard equivalent.
 HARD_CASES = [
     pytest.param("heaviside", "float32", id="heaviside[hard-float32]"),

@@ -10,8 +10,15 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array, lax
 
+from diffbio.core.soft_ops._generated.methods import VALUES_ONLY
+
 from .sorting import KERNELS
 from .sorting import quantile as _quantile
+
+
+def _options(method: str, ot_kwargs: dict | None) -> dict:
+    """Solver options for the methods that take them (`ot`); the others ignore them."""
+    return {"options": ot_kwargs} if method == "ot" else {}
 
 
 def _to_last(x: Array, axis: int | None) -> tuple[Array, int]:
@@ -54,63 +61,84 @@ def _keep(result: Array, axis: int | None, ndim: int, keepdims: bool, lead: int 
 def sort(x, axis, descending, softness, mode, method, standardize, ot_kwargs, gated_grad):
     x_last, axis = _to_last(x, axis)
     values = KERNELS[method].sort(
-        x_last, softness, mode, descending, standardize, gated_grad=gated_grad
+        x_last, softness, mode, descending, standardize, gated_grad=gated_grad,
+        **_options(method, ot_kwargs),
     )  # (..., n)
     return jnp.moveaxis(values, -1, axis)
 
 
 def argsort(x, axis, descending, softness, mode, method, standardize, ot_kwargs):
     x_last, axis = _to_last(x, axis)
-    index = KERNELS[method].argsort(x_last, softness, mode, descending, standardize)  # (..., n, n)
+    index = KERNELS[method].argsort(
+        x_last, softness, mode, descending, standardize, **_options(method, ot_kwargs)
+    )  # (..., n, n)
     return jnp.moveaxis(index, -2, axis)  # rows where the axis was, distribution last
 
 
 def rank(x, axis, descending, softness, mode, method, standardize, ot_kwargs):
     x_last, axis = _to_last(x, axis)
-    ranks = KERNELS[method].rank(x_last, softness, mode, descending, standardize)  # (..., n)
+    ranks = KERNELS[method].rank(
+        x_last, softness, mode, descending, standardize, **_options(method, ot_kwargs)
+    )  # (..., n)
     return jnp.moveaxis(ranks, -1, axis)
 
 
-def _arg_extreme(name, x, axis, keepdims, softness, mode, method, standardize):
+def _arg_extreme(name, x, axis, keepdims, softness, mode, method, standardize, ot_kwargs):
     x_last, position = _to_last(x, axis)
-    index = getattr(KERNELS[method], name)(x_last, softness, mode, standardize)  # (..., n)
+    index = getattr(KERNELS[method], name)(
+        x_last, softness, mode, standardize, **_options(method, ot_kwargs)
+    )  # (..., n)
     return _keep(index, None if axis is None else position, x.ndim, keepdims)
 
 
 def argmax(x, axis, keepdims, softness, mode, method, standardize, ot_kwargs):
-    return _arg_extreme("argmax", x, axis, keepdims, softness, mode, method, standardize)
+    return _arg_extreme("argmax", x, axis, keepdims, softness, mode, method, standardize, ot_kwargs)
 
 
 def argmin(x, axis, keepdims, softness, mode, method, standardize, ot_kwargs):
-    return _arg_extreme("argmin", x, axis, keepdims, softness, mode, method, standardize)
+    return _arg_extreme("argmin", x, axis, keepdims, softness, mode, method, standardize, ot_kwargs)
 
 
-def _extreme(name, x, axis, keepdims, softness, mode, method, standardize, gated_grad):
+def _extreme(name, x, axis, keepdims, softness, mode, method, standardize, ot_kwargs, gated_grad):
     if mode == "hard":
         reduce = jnp.max if name == "argmax" else jnp.min
         return reduce(x, axis=axis, keepdims=keepdims)
     x_last, position = _to_last(x, axis)
-    index = getattr(KERNELS[method], name)(x_last, softness, mode, standardize)  # (..., n)
-    if not gated_grad:
-        index = lax.stop_gradient(index)
-    value = jnp.sum(index * x_last, axis=-1).astype(x.dtype)  # (...)
+    if method in VALUES_ONLY:
+        # No soft index: the first of the method's soft sorted values, largest first for max.
+        values = KERNELS[method].sort(
+            x_last, softness, mode, name == "argmax", standardize, gated_grad=gated_grad
+        )  # (..., n)
+        value = values[..., 0].astype(x.dtype)  # (...)
+    else:
+        index = getattr(KERNELS[method], name)(
+            x_last, softness, mode, standardize, **_options(method, ot_kwargs)
+        )  # (..., n)
+        if not gated_grad:
+            index = lax.stop_gradient(index)
+        value = jnp.sum(index * x_last, axis=-1).astype(x.dtype)  # (...)
     return _keep(value, None if axis is None else position, x.ndim, keepdims)
 
 
 def max(x, axis, keepdims, softness, mode, method, standardize, ot_kwargs, gated_grad):  # noqa: A001
-    return _extreme("argmax", x, axis, keepdims, softness, mode, method, standardize, gated_grad)
+    return _extreme(
+        "argmax", x, axis, keepdims, softness, mode, method, standardize, ot_kwargs, gated_grad
+    )
 
 
 def min(x, axis, keepdims, softness, mode, method, standardize, ot_kwargs, gated_grad):  # noqa: A001
-    return _extreme("argmin", x, axis, keepdims, softness, mode, method, standardize, gated_grad)
+    return _extreme(
+        "argmin", x, axis, keepdims, softness, mode, method, standardize, ot_kwargs, gated_grad
+    )
 
 
 def top_k(x, k, axis, softness, mode, method, standardize, ot_kwargs, gated_grad):
     x_last, axis = _to_last(x, axis)
     _check_k("top_k", k, x_last.shape[-1])
     values, index = KERNELS[method].top_k(
-        x_last, k, softness, mode, standardize, gated_grad=gated_grad
-    )  # (..., k), (..., k, n)
+        x_last, k, softness, mode, standardize, gated_grad=gated_grad,
+        **_options(method, ot_kwargs),
+    )  # (..., k), (..., k, n) or None for a values-only method
     values = jnp.moveaxis(values, -1, axis)
     index = None if index is None else jnp.moveaxis(index, -2, axis)
     return values, index
@@ -125,7 +153,8 @@ def quantile(
     x_last, position = _to_last(x, axis)
     axis = None if axis is None else position
     values = _quantile.quantile(
-        x_last, q, softness, mode, method, standardize, quantile_method, gated_grad=gated_grad
+        x_last, q, softness, mode, method, standardize, quantile_method, gated_grad=gated_grad,
+        options=ot_kwargs,
     )  # (Q..., ...)
     return _keep(values.astype(x.dtype), axis, x.ndim, keepdims, lead=q.ndim)
 
@@ -157,7 +186,7 @@ def argquantile(
     x_last, position = _to_last(x, axis)
     axis = None if axis is None else position
     index = _quantile.argquantile(
-        x_last, q, softness, mode, method, standardize, quantile_method
+        x_last, q, softness, mode, method, standardize, quantile_method, options=ot_kwargs
     )  # (Q..., ..., n)
     return _keep(index, axis, x.ndim, keepdims, lead=q.ndim)
 

@@ -5,6 +5,7 @@ picks a harmless stand-in elsewhere), so neither the value nor the gradient of t
 branch that is not taken can be NaN.
 """
 
+import jax
 import jax.numpy as jnp
 from jax import Array
 
@@ -21,10 +22,29 @@ def log(x: Array) -> Array:
     return jnp.where(positive, jnp.log(jnp.where(positive, x, 1.0)), 0.0).astype(x.dtype)
 
 
+@jax.custom_jvp
+def _quotient(x: Array, y: Array) -> Array:
+    """``x / y`` for ``y != 0``."""
+    return x / y
+
+
+@_quotient.defjvp
+def _quotient_jvp(primals, tangents):
+    # d(x/y) = (dx - q dy) / y with q = x / y: never forms y², which underflows to 0 for
+    # tiny y (float32 y = 1e-30) and turned the y-gradient of 0 / y into 0 · inf = NaN.
+    x, y = primals
+    dx, dy = tangents
+    q = x / y
+    return q, (dx - q * dy) / y
+
+
 def div(x: Array, y: Array) -> Array:
-    """``x / y`` where ``y != 0``, ``0`` where ``y == 0``; finite gradients at ``y = 0``."""
+    """``x / y`` where ``y != 0``, ``0`` where ``y == 0``; finite gradients at ``y = 0``
+    and for tiny ``y``."""
+    x, y = jnp.broadcast_arrays(x, y)
     nonzero = y != 0
-    return jnp.where(nonzero, x / jnp.where(nonzero, y, 1.0), 0.0).astype(jnp.result_type(x, y))
+    quotient = _quotient(x, jnp.where(nonzero, y, 1.0))
+    return jnp.where(nonzero, quotient, 0.0).astype(jnp.result_type(x, y))
 
 
 def arcsin(x: Array) -> Array:
@@ -42,5 +62,16 @@ def arccos(x: Array) -> Array:
 
 
 def norm(x: Array, axis: int | tuple[int, ...] | None, keepdims: bool) -> Array:
-    """Euclidean norm ``sqrt(sum(x^2))`` with the safe `sqrt`: gradient 0 at the zero vector."""
-    return sqrt(jnp.sum(x * x, axis=axis, keepdims=keepdims))
+    """Euclidean norm ``sqrt(sum(x^2))`` with the safe `sqrt`: gradient 0 at the zero vector.
+
+    Computed as ``m · sqrt(sum((x / m)^2))`` with ``m = max |x|`` held constant for the
+    derivative (the norm is homogeneous, so the result and its gradient ``x / |x|`` are
+    unchanged): ``x^2`` alone overflows for ``|x| > 1.8e19`` in float32.
+    """
+    magnitude = jnp.abs(x)
+    scale = jax.lax.stop_gradient(jnp.max(magnitude, axis=axis, keepdims=True))  # kept dims
+    scale = jnp.where(scale > 0, scale, 1.0)
+    scaled = x / scale
+    total = jnp.sum(scaled * scaled, axis=axis, keepdims=keepdims)
+    out_scale = scale if keepdims else jnp.reshape(scale, total.shape)
+    return (out_scale * sqrt(total)).astype(x.dtype)

@@ -2,18 +2,41 @@
 
 Each of `softsort`, `neuralsort` and `sorting_network` provides `sort`, `argsort`,
 `rank`, `argmax`, `argmin` and `top_k` with the same signatures; `quantile` provides
-`argquantile` and `quantile` for all three. `KERNELS` maps a method name to its module.
+`argquantile` and `quantile` for all of them. `KERNELS` maps a method name to its module,
+imported on first use, so a method whose kernel needs an optional dependency costs
+nothing until it is called. The dispatcher (`ordering.py`, `quantile.py`) also routes the
+values-only methods of the catalogue's methods table (`VALUES_ONLY`: sorted values, no
+SoftIndex) and passes `ot_kwargs` to `method="ot"`.
 """
 
+import importlib
+from collections.abc import Iterator, Mapping
 from types import ModuleType
 
-from diffbio.core.soft_ops._impl.sorting import neuralsort, quantile, softsort, sorting_network
+METHOD_MODULES = (
+    "softsort",
+    "neuralsort",
+    "sorting_network",
+)
+"""Every method, by the name of its kernel module in this package."""
 
-KERNELS: dict[str, ModuleType] = {
-    "softsort": softsort,
-    "neuralsort": neuralsort,
-    "sorting_network": sorting_network,
-}
+
+class _Kernels(Mapping[str, ModuleType]):
+    """Method name → kernel module, importing each module the first time it is asked for."""
+
+    def __getitem__(self, method: str) -> ModuleType:
+        if method not in METHOD_MODULES:
+            raise KeyError(method)
+        return importlib.import_module(f"{__name__}.{method}")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(METHOD_MODULES)
+
+    def __len__(self) -> int:
+        return len(METHOD_MODULES)
+
+
+KERNELS: Mapping[str, ModuleType] = _Kernels()
 """Method name → kernel module."""
 
-__all__ = ["KERNELS", "neuralsort", "quantile", "softsort", "sorting_network"]
+__all__ = ["KERNELS", "METHOD_MODULES"]

@@ -17,7 +17,8 @@ SoftSort and NeuralSort build just those two rows (O(n) memory besides NeuralSor
 row sums); the sorting network runs forward once and pulls just those two rows back
 through its layers (no `n × n` permutation). For the sorting network `quantile`
 interpolates the network's own sorted values (mapped back from the standardised scale),
-as its `sort` does.
+as its `sort` does; a values-only method interpolates its soft sorted values the same
+way and has no `argquantile`.
 
 References: Prillo & Eisenschlos (2020), arXiv:2006.16038; Grover et al. (2019),
 arXiv:1903.08850; Petersen et al. (2021), arXiv:2105.04019.
@@ -27,7 +28,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from diffbio.core.soft_ops._impl.sorting import neuralsort, sorting_network
+from diffbio.core.soft_ops._impl.sorting import KERNELS, neuralsort, sorting_network
 from diffbio.core.soft_ops._impl.sorting._common import (
     compute_dtype,
     maybe_standardize,
@@ -40,6 +41,8 @@ from diffbio.core.soft_ops._impl.sorting._common import (
 
 QUANTILE_METHODS = ("linear", "lower", "higher", "nearest", "midpoint")
 METHODS = ("softsort", "neuralsort", "sorting_network")
+_VALUES_ONLY: tuple[str, ...] = ()
+"""Values-only methods: the quantile interpolates their soft sorted values."""
 
 
 def interpolation(q: Array, n: int, quantile_method: str) -> tuple[Array, Array, Array]:
@@ -86,9 +89,13 @@ def _single(
     method: str,
     standardize: bool,
     quantile_method: str,
-) -> tuple[Array, Array | None]:
-    """`(soft index (..., n) in the compute dtype, network values (...) or None)` for a
-    scalar `q`."""
+    options: dict | None = None,
+    *,
+    gated_grad: bool = True,
+) -> tuple[Array | None, Array | None]:
+    """`(soft index (..., n) in the compute dtype or None, values (...) or None)` for a
+    scalar `q`: the index for the permutation methods, the values for the methods that
+    compute them directly (sorting network, values-only methods)."""
     n = x.shape[-1]
     k, k_next, a = interpolation(q, n, quantile_method)
     positions = jnp.stack([k, k_next])  # (2,)
@@ -96,12 +103,24 @@ def _single(
         order = jnp.argsort(x, axis=-1, stable=True)  # (..., n)
         rows = one_hot(jnp.take(order, positions, axis=-1), n, compute_dtype(x))  # (..., 2, n)
         values = None
+    elif method in _VALUES_ONLY:
+        sorted_values = KERNELS[method].sort(
+            x, softness, mode, False, standardize, gated_grad=gated_grad
+        )  # (..., n)
+        values = jnp.take(sorted_values, positions, axis=-1)  # (..., 2)
+        return None, ((1 - a) * values[..., 0] + a * values[..., 1]).astype(output_dtype(x))
     elif method == "sorting_network":
         rows, sorted_values = sorting_network.rows_and_values(
             x, positions, softness, mode, standardize
         )  # (..., 2, n), (..., n)
         values = jnp.take(sorted_values, positions, axis=-1)  # (..., 2)
         values = ((1 - a) * values[..., 0] + a * values[..., 1]).astype(output_dtype(x))
+    elif method == "ot":
+        rows = KERNELS["ot"].rows(
+            x, positions, softness, mode, standardize, options=options
+        )  # (..., 2, n)
+        rows = rows.astype(compute_dtype(x))
+        values = None
     else:
         xc, s = prepare(x, softness)
         z = maybe_standardize(xc, standardize)  # (..., n)
@@ -112,11 +131,17 @@ def _single(
     return (1 - a) * rows[..., 0, :] + a * rows[..., 1, :], values  # (..., n), (...)
 
 
-def _check(q: Array, method: str, mode: str) -> None:
+def _check(q: Array, method: str, mode: str, index: bool = False) -> None:
     if q.ndim > 1:
         raise ValueError(f"q must be a scalar or 1-D, got shape {q.shape}")
     if mode != "hard" and method not in METHODS:
         raise ValueError(f"Invalid method {method!r}; expected one of {METHODS}")
+    if index and mode != "hard" and method in _VALUES_ONLY:
+        valid = tuple(m for m in METHODS if m not in _VALUES_ONLY)
+        raise ValueError(
+            f"method {method!r} produces sorted values only and no SoftIndex; "
+            f"argquantile needs one of {valid}"
+        )
 
 
 def _over_q(fn, q: Array):
@@ -132,16 +157,17 @@ def argquantile(
     method: str = "neuralsort",
     standardize: bool = True,
     quantile_method: str = "linear",
+    options: dict | None = None,
 ) -> Array:
     """SoftIndex of the q-quantile: `(..., n)` for a scalar `q`, `(len(q), ..., n)` for a
     1-D `q` (a leading q axis, as `jnp.quantile`). Hard mode gives the one-hot (or, when
     interpolating, two-hot) mixture of the exact order statistics."""
     q = jnp.asarray(q)
-    _check(q, method, mode)
+    _check(q, method, mode, index=True)
     dtype = output_dtype(x)
 
     def single(qi: Array) -> Array:
-        index = _single(x, qi, softness, mode, method, standardize, quantile_method)[0]
+        index = _single(x, qi, softness, mode, method, standardize, quantile_method, options)[0]
         return index.astype(dtype)  # (..., n)
 
     return _over_q(single, q)
@@ -157,6 +183,7 @@ def quantile(
     quantile_method: str = "linear",
     *,
     gated_grad: bool = True,
+    options: dict | None = None,
 ) -> Array:
     """Soft q-quantile: `(...)` for a scalar `q`, `(len(q), ...)` for a 1-D `q`.
 
@@ -170,7 +197,10 @@ def quantile(
         return jnp.quantile(x, q, axis=-1, method=quantile_method)
 
     def single(qi: Array) -> Array:
-        index, values = _single(x, qi, softness, mode, method, standardize, quantile_method)
+        index, values = _single(
+            x, qi, softness, mode, method, standardize, quantile_method, options,
+            gated_grad=gated_grad,
+        )
         if values is not None:
             return values  # (...)
         if not gated_grad:

@@ -1,0 +1,193 @@
+"""Property-based fuzzing of every catalogue entry (hypothesis, strategies in strategies.py).
+
+For each drawn call: values and gradients are finite; a SoftBool lies in [0, 1]; SoftIndex
+rows are distributions; soft sort is monotone (except the sorting network, see below);
+ranks lie in [1, n]; the output dtype and shape follow the hard (jnp) result; `mode="hard"`
+equals the catalogue's hard equivalent; the `_st` forward equals the hard result.
+
+`make test` runs a small deterministic profile (`FUZZ_QUICK_EXAMPLES` examples per entry,
+derandomised); the `fuzz` marker runs `FUZZ_FULL_EXAMPLES` per entry in `make test-full`.
+"""
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+
+from diffbio.core import soft_ops
+from tests.conformance._inputs import call_hard
+from tests.fuzz.strategies import Call, calls, fuzzed_ops
+from tests.generated.cases import METHODS, OPS
+
+FUZZ_QUICK_EXAMPLES = 6
+FUZZ_FULL_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "10000"))
+
+_jitted: dict[tuple, object] = {}
+
+
+def _function(call: Call):
+    """The op as a jitted function of (arrays, softness), compiled once per static config."""
+    key = (call.name, tuple(sorted(call.static.items())), call.dtype, call.softness is None)
+    if key not in _jitted:
+        op = getattr(soft_ops, call.name)
+
+        def f(arrays, softness):
+            extra = {} if softness is None else {"softness": softness}
+            return op(**arrays, **call.static, **extra)
+
+        _jitted[key] = jax.jit(f)
+    return _jitted[key]
+
+
+def _leaves(out) -> list[jax.Array]:
+    return [leaf for leaf in jax.tree_util.tree_leaves(out) if leaf is not None]
+
+
+def _np(a) -> np.ndarray:
+    return np.asarray(jnp.asarray(a, jnp.float64 if a.dtype == jnp.float64 else jnp.float32))
+
+
+def _inputs(call: Call):
+    dtype = jnp.dtype(call.dtype)
+    arrays = {k: jnp.asarray(v, dtype=dtype) for k, v in call.arrays.items()}
+    softness = None if call.softness is None else jnp.asarray(call.softness, dtype)
+    return arrays, softness
+
+
+def _tolerance(dtype: str) -> float:
+    return {"float32": 1e-4, "float64": 1e-8, "bfloat16": 2e-2}[dtype]
+
+
+def _finite(name: str, what: str, leaves) -> None:
+    for leaf in leaves:
+        assert np.all(np.isfinite(_np(leaf))), f"{name}: non-finite {what}: {leaf}"
+
+
+def check_call(call: Call) -> None:
+    """Every property of one call; raises AssertionError with the reason."""
+    info = OPS[call.name]
+    if info["category"] == "safe_math" and info["hard"] is not None:
+        # Only inputs whose exact result the dtype can hold (div(1e30, 1e-30) overflows).
+        with jax.enable_x64(True):
+            exact = call_hard(call.name, {k: jnp.asarray(v) for k, v in call.arrays.items()})
+        limit = float(jnp.finfo(jnp.dtype(call.dtype)).max) / 10
+        exact = np.asarray(exact)  # non-finite where the safe op defines its own value
+        assume(bool(np.all(np.abs(exact[np.isfinite(exact)]) < limit)))
+    with jax.enable_x64(call.dtype == "float64"):
+        arrays, softness = _inputs(call)
+        f = _function(call)
+        out = f(arrays, softness)
+        leaves = _leaves(out)
+        _finite(call.name, "values", leaves)
+        tol = _tolerance(call.dtype)
+        mode = call.static.get("mode")
+
+        if info["returns"] == "SoftBool":
+            for leaf in leaves:
+                assert np.all(_np(leaf) >= 0) and np.all(_np(leaf) <= 1), "SoftBool out of [0, 1]"
+        index = None
+        if info["returns"] == "SoftIndex":
+            index = out
+        elif call.name == "top_k":
+            index = out[1]
+            method = call.static["method"]
+            if mode != "hard" and not METHODS[method]["soft_index"]:
+                assert index is None, "a values-only method returns None as its SoftIndex"
+        if index is not None:
+            rows = _np(index)
+            assert np.all(rows >= -tol), "SoftIndex has negative weights"
+            np.testing.assert_allclose(rows.sum(-1), 1.0, atol=max(tol, 1e-3) * 10)
+
+        x = arrays.get("x")
+        if call.name == "sort" and mode != "hard" and call.static["method"] != "sorting_network":
+            # Soft bitonic networks with logistic comparators are not monotone at large
+            # softness (Petersen et al. 2022, arXiv:2203.09630): not asserted for them.
+            values = _np(jnp.moveaxis(out, call.static["axis"], -1)) if call.static[
+                "axis"
+            ] is not None else _np(out)
+            step = -np.diff(values, axis=-1) if call.static.get("descending") else np.diff(
+                values, axis=-1
+            )
+            scale = np.max(np.abs(values), initial=1.0)
+            assert np.all(step >= -tol * scale), "soft sort is not monotone"
+        if call.name == "rank":
+            n = x.size if call.static["axis"] is None else x.shape[call.static["axis"]]
+            r = _np(out)
+            assert np.all(r >= 1 - 1e-2) and np.all(r <= n + 1e-2 * n), "rank outside [1, n]"
+
+        # dtype and shape follow the hard result; hard equals the hard equivalent
+        if "mode" in call.static:
+            hard_call = Call(call.name, call.dtype, call.arrays, {**call.static, "mode": "hard"},
+                             call.softness)
+            hard = _leaves(_function(hard_call)(arrays, softness))
+            soft_leaves = leaves if len(leaves) == len(hard) else leaves[:1]
+            for s_leaf, h_leaf in zip(soft_leaves, hard, strict=False):
+                assert s_leaf.shape == h_leaf.shape and s_leaf.dtype == h_leaf.dtype, (
+                    f"soft {s_leaf.shape} {s_leaf.dtype} vs hard {h_leaf.shape} {h_leaf.dtype}"
+                )
+            if info["hard"] is not None and "hard" in info["modes"] and info["category"] in (
+                "elementwise", "comparison"
+            ):
+                # Jitted like the op itself: XLA:CPU flushes subnormals inside fused
+                # kernels, so an eager reference would differ for |x| < 1.2e-38.
+                expected = jax.jit(lambda a: call_hard(call.name, a))(arrays)
+                got = hard[0]
+                np.testing.assert_array_equal(_np(got), _np(expected.astype(got.dtype)))
+            if info["st"] and mode != "hard":
+                st_fn = getattr(soft_ops, f"{call.name}_st")
+                extra = {} if softness is None else {"softness": softness}
+                forward = _leaves(st_fn(**arrays, **call.static, **extra))
+                for fw, h_leaf in zip(forward, hard, strict=False):
+                    np.testing.assert_array_equal(_np(fw), _np(h_leaf))
+
+        # gradients with respect to every array argument and the softness
+        if call.dtype != "bfloat16" and info["array_params"]:
+
+            def total(arrays, softness):
+                return sum(jnp.sum(jnp.sin(leaf.astype(jnp.float32 if call.dtype == "float32"
+                                                         else leaf.dtype)))
+                           for leaf in _leaves(f(arrays, softness)))
+
+            grads = jax.grad(total, argnums=(0, 1) if softness is not None else 0)(
+                arrays, softness
+            )
+            _finite(call.name, "gradients", jax.tree_util.tree_leaves(grads))
+
+
+def _settings(examples: int, quick: bool):
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        derandomize=quick,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        print_blob=True,
+    )
+
+
+@pytest.mark.parametrize("name", fuzzed_ops())
+def test_fuzz_quick(name):
+    """The small deterministic profile of `make test`."""
+
+    @_settings(FUZZ_QUICK_EXAMPLES, quick=True)
+    @given(calls(name))
+    def run(call):
+        check_call(call)
+
+    run()
+
+
+@pytest.mark.fuzz
+@pytest.mark.parametrize("name", fuzzed_ops())
+def test_fuzz_full(name):
+    """`FUZZ_EXAMPLES` (10,000 by default) random calls per entry."""
+
+    @_settings(FUZZ_FULL_EXAMPLES, quick=False)
+    @given(calls(name))
+    def run(call):
+        check_call(call)
+
+    run()
