@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: install generate check-generated lint test test-full demo bench docs docs-serve clean
+.PHONY: install generate check-generated lint test test-full demo bench bench-quick docs docs-serve clean
 
 install: $(STAMP)
 
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then echo "error: no Python >= 3.12 found; run 'make PYTHON=/path/to/python3.12 ...'" >&2; exit 1; fi
 	@if [ ! -x $(PY) ]; then echo "creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); fi
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,docs,operators]'
+	$(PY) -m pip install --quiet -e '.[dev,docs,operators,soft-ops-advanced]'
 	@touch $(STAMP)
 
 generate: $(STAMP)
@@ -42,8 +42,20 @@ test-full: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m examples
 
-bench: $(STAMP)
-	$(PY) -m benchmarks
+# The peer (softjax, the `bench` extra) installs next to the project's jax pin, so ours and
+# the peer run in the same process on the same jax. BENCH_ARGS passes options through,
+# e.g. make bench BENCH_ARGS="--ops sort rank --methods fast_soft_sort".
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install --quiet -e '.[dev,docs,operators,soft-ops-advanced,bench]'
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(PY) -m benchmarks $(BENCH_ARGS)
+
+bench-quick: $(BENCH_STAMP)
+	$(PY) -m benchmarks --sizes 64 512 --repeats 3 $(BENCH_ARGS)
 
 docs: $(STAMP)
 	$(PY) -m mkdocs build --strict --site-dir site

@@ -1,1 +1,2 @@
-"""Speed and memory benchmarks (`make bench`), reported as ratios to hard jnp."""
+"""Speed, memory and agreement benchmarks of the soft ordering operations against SoftJAX
+and hard `jnp` (`make bench`; see `benchmarks/README.md`)."""

@@ -7,12 +7,17 @@ METHOD_MODES: dict[str, tuple[str, ...]] = {
     "softsort": ("smooth", "c0", "c1", "c2"),
     "neuralsort": ("smooth", "c0", "c1", "c2"),
     "sorting_network": ("smooth", "c0", "c1", "c2"),
+    "fast_soft_sort": ("smooth", "c0", "c1", "c2"),
+    "smooth_sort": ("smooth",),
+    "ot": ("smooth", "c0", "c1", "c2"),
 }
 """Method → the soft modes it implements (every method also has `mode="hard"`)."""
 
-VALUES_ONLY: frozenset[str] = frozenset({})
+VALUES_ONLY: frozenset[str] = frozenset({"fast_soft_sort", "smooth_sort"})
 """Methods that produce sorted values directly and no SoftIndex."""
 
 METHOD_EXTRAS: dict[str, str] = {
+    "smooth_sort": "soft-ops-advanced",
+    "ot": "soft-ops-advanced",
 }
 """Method → the optional-dependency group it needs."""

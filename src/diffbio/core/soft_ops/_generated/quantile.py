@@ -28,7 +28,7 @@ from .._impl.validation import (
 )
 
 _QUANTILE_MODES = ("hard", "smooth", "c0", "c1", "c2")
-_QUANTILE_METHODS = ("softsort", "neuralsort", "sorting_network")
+_QUANTILE_METHODS = ("softsort", "neuralsort", "sorting_network", "fast_soft_sort", "smooth_sort", "ot")
 
 
 def quantile(
@@ -38,7 +38,7 @@ def quantile(
     keepdims: bool = False,
     softness: float | Array = 0.1,
     mode: Literal["hard", "smooth", "c0", "c1", "c2"] = "smooth",
-    method: Literal["softsort", "neuralsort", "sorting_network"] = "neuralsort",
+    method: Literal["softsort", "neuralsort", "sorting_network", "fast_soft_sort", "smooth_sort", "ot"] = "neuralsort",
     quantile_method: str = 'linear',
     standardize: bool = True,
     ot_kwargs: dict[str, Any] | None = None,
@@ -65,6 +65,9 @@ def quantile(
         - `softsort`: Sorted anchors against the inputs; one simplex projection per row of the permutation.
         - `neuralsort`: Pairwise absolute differences, then one simplex projection per row.
         - `sorting_network`: Bitonic network of soft compare-and-swap steps.
+        - `fast_soft_sort`: Projection onto the permutahedron, reduced to isotonic regression solved by Pool Adjacent Violators; sorted values and ranks only.
+        - `smooth_sort`: C∞ permutahedron projection with log-sum-exp (ESP) bounds, dual solved by L-BFGS, backward by implicit differentiation; sorted values and ranks only. Modes: `smooth`. Needs the `soft-ops-advanced` extra.
+        - `ot`: Entropic (Sinkhorn) or p-norm regularised optimal transport onto sorted anchors; the plan times n is a doubly stochastic soft permutation. Needs the `soft-ops-advanced` extra.
     - `quantile_method`: Interpolation between order statistics, as `method` of `jnp.quantile`.
     - `standardize`: Build the soft permutation from sigmoid((x - mean) / std) along the axis, so that `softness` is scale-free.
     - `ot_kwargs`: Solver options for method="ot" (ignored by the other methods).
@@ -99,7 +102,7 @@ def quantile(
     return _ordering.quantile(x, q, axis, keepdims, softness, mode, method, quantile_method, standardize, ot_kwargs, gated_grad)
 
 _MEDIAN_MODES = ("hard", "smooth", "c0", "c1", "c2")
-_MEDIAN_METHODS = ("softsort", "neuralsort", "sorting_network")
+_MEDIAN_METHODS = ("softsort", "neuralsort", "sorting_network", "fast_soft_sort", "smooth_sort", "ot")
 
 
 def median(
@@ -108,7 +111,7 @@ def median(
     keepdims: bool = False,
     softness: float | Array = 0.1,
     mode: Literal["hard", "smooth", "c0", "c1", "c2"] = "smooth",
-    method: Literal["softsort", "neuralsort", "sorting_network"] = "neuralsort",
+    method: Literal["softsort", "neuralsort", "sorting_network", "fast_soft_sort", "smooth_sort", "ot"] = "neuralsort",
     standardize: bool = True,
     ot_kwargs: dict[str, Any] | None = None,
     gated_grad: bool = True,
@@ -133,6 +136,9 @@ def median(
         - `softsort`: Sorted anchors against the inputs; one simplex projection per row of the permutation.
         - `neuralsort`: Pairwise absolute differences, then one simplex projection per row.
         - `sorting_network`: Bitonic network of soft compare-and-swap steps.
+        - `fast_soft_sort`: Projection onto the permutahedron, reduced to isotonic regression solved by Pool Adjacent Violators; sorted values and ranks only.
+        - `smooth_sort`: C∞ permutahedron projection with log-sum-exp (ESP) bounds, dual solved by L-BFGS, backward by implicit differentiation; sorted values and ranks only. Modes: `smooth`. Needs the `soft-ops-advanced` extra.
+        - `ot`: Entropic (Sinkhorn) or p-norm regularised optimal transport onto sorted anchors; the plan times n is a doubly stochastic soft permutation. Needs the `soft-ops-advanced` extra.
     - `standardize`: Build the soft permutation from sigmoid((x - mean) / std) along the axis, so that `softness` is scale-free.
     - `ot_kwargs`: Solver options for method="ot" (ignored by the other methods).
     - `gated_grad`: If false, the gradient does not flow through the soft permutation, only through the values it mixes.
@@ -165,7 +171,7 @@ def median(
     return _ordering.median(x, axis, keepdims, softness, mode, method, standardize, ot_kwargs, gated_grad)
 
 _PERCENTILE_MODES = ("hard", "smooth", "c0", "c1", "c2")
-_PERCENTILE_METHODS = ("softsort", "neuralsort", "sorting_network")
+_PERCENTILE_METHODS = ("softsort", "neuralsort", "sorting_network", "fast_soft_sort", "smooth_sort", "ot")
 
 
 def percentile(
@@ -175,7 +181,7 @@ def percentile(
     keepdims: bool = False,
     softness: float | Array = 0.1,
     mode: Literal["hard", "smooth", "c0", "c1", "c2"] = "smooth",
-    method: Literal["softsort", "neuralsort", "sorting_network"] = "neuralsort",
+    method: Literal["softsort", "neuralsort", "sorting_network", "fast_soft_sort", "smooth_sort", "ot"] = "neuralsort",
     quantile_method: str = 'linear',
     standardize: bool = True,
     ot_kwargs: dict[str, Any] | None = None,
@@ -202,6 +208,9 @@ def percentile(
         - `softsort`: Sorted anchors against the inputs; one simplex projection per row of the permutation.
         - `neuralsort`: Pairwise absolute differences, then one simplex projection per row.
         - `sorting_network`: Bitonic network of soft compare-and-swap steps.
+        - `fast_soft_sort`: Projection onto the permutahedron, reduced to isotonic regression solved by Pool Adjacent Violators; sorted values and ranks only.
+        - `smooth_sort`: C∞ permutahedron projection with log-sum-exp (ESP) bounds, dual solved by L-BFGS, backward by implicit differentiation; sorted values and ranks only. Modes: `smooth`. Needs the `soft-ops-advanced` extra.
+        - `ot`: Entropic (Sinkhorn) or p-norm regularised optimal transport onto sorted anchors; the plan times n is a doubly stochastic soft permutation. Needs the `soft-ops-advanced` extra.
     - `quantile_method`: Interpolation between order statistics, as `method` of `jnp.quantile`.
     - `standardize`: Build the soft permutation from sigmoid((x - mean) / std) along the axis, so that `softness` is scale-free.
     - `ot_kwargs`: Solver options for method="ot" (ignored by the other methods).
@@ -236,7 +245,7 @@ def percentile(
     return _ordering.percentile(x, p, axis, keepdims, softness, mode, method, quantile_method, standardize, ot_kwargs, gated_grad)
 
 _ARGQUANTILE_MODES = ("hard", "smooth", "c0", "c1", "c2")
-_ARGQUANTILE_METHODS = ("softsort", "neuralsort", "sorting_network")
+_ARGQUANTILE_METHODS = ("softsort", "neuralsort", "sorting_network", "ot")
 
 
 def argquantile(
@@ -246,7 +255,7 @@ def argquantile(
     keepdims: bool = False,
     softness: float | Array = 0.1,
     mode: Literal["hard", "smooth", "c0", "c1", "c2"] = "smooth",
-    method: Literal["softsort", "neuralsort", "sorting_network"] = "neuralsort",
+    method: Literal["softsort", "neuralsort", "sorting_network", "ot"] = "neuralsort",
     quantile_method: str = 'linear',
     standardize: bool = True,
     ot_kwargs: dict[str, Any] | None = None,
@@ -272,6 +281,7 @@ def argquantile(
         - `softsort`: Sorted anchors against the inputs; one simplex projection per row of the permutation.
         - `neuralsort`: Pairwise absolute differences, then one simplex projection per row.
         - `sorting_network`: Bitonic network of soft compare-and-swap steps.
+        - `ot`: Entropic (Sinkhorn) or p-norm regularised optimal transport onto sorted anchors; the plan times n is a doubly stochastic soft permutation. Needs the `soft-ops-advanced` extra.
     - `quantile_method`: Interpolation between order statistics, as `method` of `jnp.quantile`.
     - `standardize`: Build the soft permutation from sigmoid((x - mean) / std) along the axis, so that `softness` is scale-free.
     - `ot_kwargs`: Solver options for method="ot" (ignored by the other methods).
@@ -305,7 +315,7 @@ def argquantile(
     return _ordering.argquantile(x, q, axis, keepdims, softness, mode, method, quantile_method, standardize, ot_kwargs)
 
 _ARGMEDIAN_MODES = ("hard", "smooth", "c0", "c1", "c2")
-_ARGMEDIAN_METHODS = ("softsort", "neuralsort", "sorting_network")
+_ARGMEDIAN_METHODS = ("softsort", "neuralsort", "sorting_network", "ot")
 
 
 def argmedian(
@@ -314,7 +324,7 @@ def argmedian(
     keepdims: bool = False,
     softness: float | Array = 0.1,
     mode: Literal["hard", "smooth", "c0", "c1", "c2"] = "smooth",
-    method: Literal["softsort", "neuralsort", "sorting_network"] = "neuralsort",
+    method: Literal["softsort", "neuralsort", "sorting_network", "ot"] = "neuralsort",
     standardize: bool = True,
     ot_kwargs: dict[str, Any] | None = None,
 ) -> SoftIndex:
@@ -338,6 +348,7 @@ def argmedian(
         - `softsort`: Sorted anchors against the inputs; one simplex projection per row of the permutation.
         - `neuralsort`: Pairwise absolute differences, then one simplex projection per row.
         - `sorting_network`: Bitonic network of soft compare-and-swap steps.
+        - `ot`: Entropic (Sinkhorn) or p-norm regularised optimal transport onto sorted anchors; the plan times n is a doubly stochastic soft permutation. Needs the `soft-ops-advanced` extra.
     - `standardize`: Build the soft permutation from sigmoid((x - mean) / std) along the axis, so that `softness` is scale-free.
     - `ot_kwargs`: Solver options for method="ot" (ignored by the other methods).
 
@@ -368,7 +379,7 @@ def argmedian(
     return _ordering.argmedian(x, axis, keepdims, softness, mode, method, standardize, ot_kwargs)
 
 _ARGPERCENTILE_MODES = ("hard", "smooth", "c0", "c1", "c2")
-_ARGPERCENTILE_METHODS = ("softsort", "neuralsort", "sorting_network")
+_ARGPERCENTILE_METHODS = ("softsort", "neuralsort", "sorting_network", "ot")
 
 
 def argpercentile(
@@ -378,7 +389,7 @@ def argpercentile(
     keepdims: bool = False,
     softness: float | Array = 0.1,
     mode: Literal["hard", "smooth", "c0", "c1", "c2"] = "smooth",
-    method: Literal["softsort", "neuralsort", "sorting_network"] = "neuralsort",
+    method: Literal["softsort", "neuralsort", "sorting_network", "ot"] = "neuralsort",
     quantile_method: str = 'linear',
     standardize: bool = True,
     ot_kwargs: dict[str, Any] | None = None,
@@ -404,6 +415,7 @@ def argpercentile(
         - `softsort`: Sorted anchors against the inputs; one simplex projection per row of the permutation.
         - `neuralsort`: Pairwise absolute differences, then one simplex projection per row.
         - `sorting_network`: Bitonic network of soft compare-and-swap steps.
+        - `ot`: Entropic (Sinkhorn) or p-norm regularised optimal transport onto sorted anchors; the plan times n is a doubly stochastic soft permutation. Needs the `soft-ops-advanced` extra.
     - `quantile_method`: Interpolation between order statistics, as `method` of `jnp.quantile`.
     - `standardize`: Build the soft permutation from sigmoid((x - mean) / std) along the axis, so that `softness` is scale-free.
     - `ot_kwargs`: Solver options for method="ot" (ignored by the other methods).

@@ -29,7 +29,7 @@ from .._impl.validation import (
 )
 
 _SORT_MODES = ("hard", "smooth", "c0", "c1", "c2")
-_SORT_METHODS = ("softsort", "neuralsort", "sorting_network")
+_SORT_METHODS = ("softsort", "neuralsort", "sorting_network", "fast_soft_sort", "smooth_sort", "ot")
 
 
 def sort(
@@ -38,7 +38,7 @@ def sort(
     descending: bool = False,
     softness: float | Array = 0.1,
     mode: Literal["hard", "smooth", "c0", "c1", "c2"] = "smooth",
-    method: Literal["softsort", "neuralsort", "sorting_network"] = "neuralsort",
+    method: Literal["softsort", "neuralsort", "sorting_network", "fast_soft_sort", "smooth_sort", "ot"] = "neuralsort",
     standardize: bool = True,
     ot_kwargs: dict[str, Any] | None = None,
     gated_grad: bool = True,
@@ -63,6 +63,9 @@ def sort(
         - `softsort`: Sorted anchors against the inputs; one simplex projection per row of the permutation.
         - `neuralsort`: Pairwise absolute differences, then one simplex projection per row.
         - `sorting_network`: Bitonic network of soft compare-and-swap steps.
+        - `fast_soft_sort`: Projection onto the permutahedron, reduced to isotonic regression solved by Pool Adjacent Violators; sorted values and ranks only.
+        - `smooth_sort`: C∞ permutahedron projection with log-sum-exp (ESP) bounds, dual solved by L-BFGS, backward by implicit differentiation; sorted values and ranks only. Modes: `smooth`. Needs the `soft-ops-advanced` extra.
+        - `ot`: Entropic (Sinkhorn) or p-norm regularised optimal transport onto sorted anchors; the plan times n is a doubly stochastic soft permutation. Needs the `soft-ops-advanced` extra.
     - `standardize`: Build the soft permutation from sigmoid((x - mean) / std) along the axis, so that `softness` is scale-free.
     - `ot_kwargs`: Solver options for method="ot" (ignored by the other methods).
     - `gated_grad`: If false, the gradient does not flow through the soft permutation, only through the values it mixes.
@@ -94,7 +97,7 @@ def sort(
     return _ordering.sort(x, axis, descending, softness, mode, method, standardize, ot_kwargs, gated_grad)
 
 _ARGSORT_MODES = ("hard", "smooth", "c0", "c1", "c2")
-_ARGSORT_METHODS = ("softsort", "neuralsort", "sorting_network")
+_ARGSORT_METHODS = ("softsort", "neuralsort", "sorting_network", "ot")
 
 
 def argsort(
@@ -103,7 +106,7 @@ def argsort(
     descending: bool = False,
     softness: float | Array = 0.1,
     mode: Literal["hard", "smooth", "c0", "c1", "c2"] = "smooth",
-    method: Literal["softsort", "neuralsort", "sorting_network"] = "neuralsort",
+    method: Literal["softsort", "neuralsort", "sorting_network", "ot"] = "neuralsort",
     standardize: bool = True,
     ot_kwargs: dict[str, Any] | None = None,
 ) -> SoftIndex:
@@ -127,6 +130,7 @@ def argsort(
         - `softsort`: Sorted anchors against the inputs; one simplex projection per row of the permutation.
         - `neuralsort`: Pairwise absolute differences, then one simplex projection per row.
         - `sorting_network`: Bitonic network of soft compare-and-swap steps.
+        - `ot`: Entropic (Sinkhorn) or p-norm regularised optimal transport onto sorted anchors; the plan times n is a doubly stochastic soft permutation. Needs the `soft-ops-advanced` extra.
     - `standardize`: Build the soft permutation from sigmoid((x - mean) / std) along the axis, so that `softness` is scale-free.
     - `ot_kwargs`: Solver options for method="ot" (ignored by the other methods).
 
@@ -157,7 +161,7 @@ def argsort(
     return _ordering.argsort(x, axis, descending, softness, mode, method, standardize, ot_kwargs)
 
 _ARGMAX_MODES = ("hard", "smooth", "c0", "c1", "c2")
-_ARGMAX_METHODS = ("softsort", "neuralsort", "sorting_network")
+_ARGMAX_METHODS = ("softsort", "neuralsort", "sorting_network", "ot")
 
 
 def argmax(
@@ -166,7 +170,7 @@ def argmax(
     keepdims: bool = False,
     softness: float | Array = 0.1,
     mode: Literal["hard", "smooth", "c0", "c1", "c2"] = "smooth",
-    method: Literal["softsort", "neuralsort", "sorting_network"] = "softsort",
+    method: Literal["softsort", "neuralsort", "sorting_network", "ot"] = "softsort",
     standardize: bool = True,
     ot_kwargs: dict[str, Any] | None = None,
 ) -> SoftIndex:
@@ -190,6 +194,7 @@ def argmax(
         - `softsort`: Sorted anchors against the inputs; one simplex projection per row of the permutation.
         - `neuralsort`: Pairwise absolute differences, then one simplex projection per row.
         - `sorting_network`: Bitonic network of soft compare-and-swap steps.
+        - `ot`: Entropic (Sinkhorn) or p-norm regularised optimal transport onto sorted anchors; the plan times n is a doubly stochastic soft permutation. Needs the `soft-ops-advanced` extra.
     - `standardize`: Build the soft permutation from sigmoid((x - mean) / std) along the axis, so that `softness` is scale-free.
     - `ot_kwargs`: Solver options for method="ot" (ignored by the other methods).
 
@@ -220,7 +225,7 @@ def argmax(
     return _ordering.argmax(x, axis, keepdims, softness, mode, method, standardize, ot_kwargs)
 
 _ARGMIN_MODES = ("hard", "smooth", "c0", "c1", "c2")
-_ARGMIN_METHODS = ("softsort", "neuralsort", "sorting_network")
+_ARGMIN_METHODS = ("softsort", "neuralsort", "sorting_network", "ot")
 
 
 def argmin(
@@ -229,7 +234,7 @@ def argmin(
     keepdims: bool = False,
     softness: float | Array = 0.1,
     mode: Literal["hard", "smooth", "c0", "c1", "c2"] = "smooth",
-    method: Literal["softsort", "neuralsort", "sorting_network"] = "softsort",
+    method: Literal["softsort", "neuralsort", "sorting_network", "ot"] = "softsort",
     standardize: bool = True,
     ot_kwargs: dict[str, Any] | None = None,
 ) -> SoftIndex:
@@ -253,6 +258,7 @@ def argmin(
         - `softsort`: Sorted anchors against the inputs; one simplex projection per row of the permutation.
         - `neuralsort`: Pairwise absolute differences, then one simplex projection per row.
         - `sorting_network`: Bitonic network of soft compare-and-swap steps.
+        - `ot`: Entropic (Sinkhorn) or p-norm regularised optimal transport onto sorted anchors; the plan times n is a doubly stochastic soft permutation. Needs the `soft-ops-advanced` extra.
     - `standardize`: Build the soft permutation from sigmoid((x - mean) / std) along the axis, so that `softness` is scale-free.
     - `ot_kwargs`: Solver options for method="ot" (ignored by the other methods).
 
@@ -283,7 +289,7 @@ def argmin(
     return _ordering.argmin(x, axis, keepdims, softness, mode, method, standardize, ot_kwargs)
 
 _MAX_MODES = ("hard", "smooth", "c0", "c1", "c2")
-_MAX_METHODS = ("softsort", "neuralsort", "sorting_network")
+_MAX_METHODS = ("softsort", "neuralsort", "sorting_network", "fast_soft_sort", "smooth_sort", "ot")
 
 
 def max(
@@ -292,7 +298,7 @@ def max(
     keepdims: bool = False,
     softness: float | Array = 0.1,
     mode: Literal["hard", "smooth", "c0", "c1", "c2"] = "smooth",
-    method: Literal["softsort", "neuralsort", "sorting_network"] = "softsort",
+    method: Literal["softsort", "neuralsort", "sorting_network", "fast_soft_sort", "smooth_sort", "ot"] = "softsort",
     standardize: bool = True,
     ot_kwargs: dict[str, Any] | None = None,
     gated_grad: bool = True,
@@ -317,6 +323,9 @@ def max(
         - `softsort`: Sorted anchors against the inputs; one simplex projection per row of the permutation.
         - `neuralsort`: Pairwise absolute differences, then one simplex projection per row.
         - `sorting_network`: Bitonic network of soft compare-and-swap steps.
+        - `fast_soft_sort`: Projection onto the permutahedron, reduced to isotonic regression solved by Pool Adjacent Violators; sorted values and ranks only.
+        - `smooth_sort`: C∞ permutahedron projection with log-sum-exp (ESP) bounds, dual solved by L-BFGS, backward by implicit differentiation; sorted values and ranks only. Modes: `smooth`. Needs the `soft-ops-advanced` extra.
+        - `ot`: Entropic (Sinkhorn) or p-norm regularised optimal transport onto sorted anchors; the plan times n is a doubly stochastic soft permutation. Needs the `soft-ops-advanced` extra.
     - `standardize`: Build the soft permutation from sigmoid((x - mean) / std) along the axis, so that `softness` is scale-free.
     - `ot_kwargs`: Solver options for method="ot" (ignored by the other methods).
     - `gated_grad`: If false, the gradient does not flow through the soft permutation, only through the values it mixes.
@@ -348,7 +357,7 @@ def max(
     return _ordering.max(x, axis, keepdims, softness, mode, method, standardize, ot_kwargs, gated_grad)
 
 _MIN_MODES = ("hard", "smooth", "c0", "c1", "c2")
-_MIN_METHODS = ("softsort", "neuralsort", "sorting_network")
+_MIN_METHODS = ("softsort", "neuralsort", "sorting_network", "fast_soft_sort", "smooth_sort", "ot")
 
 
 def min(
@@ -357,7 +366,7 @@ def min(
     keepdims: bool = False,
     softness: float | Array = 0.1,
     mode: Literal["hard", "smooth", "c0", "c1", "c2"] = "smooth",
-    method: Literal["softsort", "neuralsort", "sorting_network"] = "softsort",
+    method: Literal["softsort", "neuralsort", "sorting_network", "fast_soft_sort", "smooth_sort", "ot"] = "softsort",
     standardize: bool = True,
     ot_kwargs: dict[str, Any] | None = None,
     gated_grad: bool = True,
@@ -382,6 +391,9 @@ def min(
         - `softsort`: Sorted anchors against the inputs; one simplex projection per row of the permutation.
         - `neuralsort`: Pairwise absolute differences, then one simplex projection per row.
         - `sorting_network`: Bitonic network of soft compare-and-swap steps.
+        - `fast_soft_sort`: Projection onto the permutahedron, reduced to isotonic regression solved by Pool Adjacent Violators; sorted values and ranks only.
+        - `smooth_sort`: C∞ permutahedron projection with log-sum-exp (ESP) bounds, dual solved by L-BFGS, backward by implicit differentiation; sorted values and ranks only. Modes: `smooth`. Needs the `soft-ops-advanced` extra.
+        - `ot`: Entropic (Sinkhorn) or p-norm regularised optimal transport onto sorted anchors; the plan times n is a doubly stochastic soft permutation. Needs the `soft-ops-advanced` extra.
     - `standardize`: Build the soft permutation from sigmoid((x - mean) / std) along the axis, so that `softness` is scale-free.
     - `ot_kwargs`: Solver options for method="ot" (ignored by the other methods).
     - `gated_grad`: If false, the gradient does not flow through the soft permutation, only through the values it mixes.
@@ -413,7 +425,7 @@ def min(
     return _ordering.min(x, axis, keepdims, softness, mode, method, standardize, ot_kwargs, gated_grad)
 
 _RANK_MODES = ("hard", "smooth", "c0", "c1", "c2")
-_RANK_METHODS = ("softsort", "neuralsort", "sorting_network")
+_RANK_METHODS = ("softsort", "neuralsort", "sorting_network", "fast_soft_sort", "smooth_sort", "ot")
 
 
 def rank(
@@ -422,7 +434,7 @@ def rank(
     descending: bool = False,
     softness: float | Array = 0.1,
     mode: Literal["hard", "smooth", "c0", "c1", "c2"] = "smooth",
-    method: Literal["softsort", "neuralsort", "sorting_network"] = "softsort",
+    method: Literal["softsort", "neuralsort", "sorting_network", "fast_soft_sort", "smooth_sort", "ot"] = "softsort",
     standardize: bool = True,
     ot_kwargs: dict[str, Any] | None = None,
 ) -> Array:
@@ -446,6 +458,9 @@ def rank(
         - `softsort`: Sorted anchors against the inputs; one simplex projection per row of the permutation.
         - `neuralsort`: Pairwise absolute differences, then one simplex projection per row.
         - `sorting_network`: Bitonic network of soft compare-and-swap steps.
+        - `fast_soft_sort`: Projection onto the permutahedron, reduced to isotonic regression solved by Pool Adjacent Violators; sorted values and ranks only.
+        - `smooth_sort`: C∞ permutahedron projection with log-sum-exp (ESP) bounds, dual solved by L-BFGS, backward by implicit differentiation; sorted values and ranks only. Modes: `smooth`. Needs the `soft-ops-advanced` extra.
+        - `ot`: Entropic (Sinkhorn) or p-norm regularised optimal transport onto sorted anchors; the plan times n is a doubly stochastic soft permutation. Needs the `soft-ops-advanced` extra.
     - `standardize`: Build the soft permutation from sigmoid((x - mean) / std) along the axis, so that `softness` is scale-free.
     - `ot_kwargs`: Solver options for method="ot" (ignored by the other methods).
 
@@ -477,7 +492,7 @@ def rank(
     return _ordering.rank(x, axis, descending, softness, mode, method, standardize, ot_kwargs)
 
 _TOP_K_MODES = ("hard", "smooth", "c0", "c1", "c2")
-_TOP_K_METHODS = ("softsort", "neuralsort", "sorting_network")
+_TOP_K_METHODS = ("softsort", "neuralsort", "sorting_network", "fast_soft_sort", "smooth_sort", "ot")
 
 
 def top_k(
@@ -486,7 +501,7 @@ def top_k(
     axis: int | None = -1,
     softness: float | Array = 0.1,
     mode: Literal["hard", "smooth", "c0", "c1", "c2"] = "smooth",
-    method: Literal["softsort", "neuralsort", "sorting_network"] = "neuralsort",
+    method: Literal["softsort", "neuralsort", "sorting_network", "fast_soft_sort", "smooth_sort", "ot"] = "neuralsort",
     standardize: bool = True,
     ot_kwargs: dict[str, Any] | None = None,
     gated_grad: bool = True,
@@ -511,6 +526,9 @@ def top_k(
         - `softsort`: Sorted anchors against the inputs; one simplex projection per row of the permutation.
         - `neuralsort`: Pairwise absolute differences, then one simplex projection per row.
         - `sorting_network`: Bitonic network of soft compare-and-swap steps.
+        - `fast_soft_sort`: Projection onto the permutahedron, reduced to isotonic regression solved by Pool Adjacent Violators; sorted values and ranks only. `top_k` returns `None` as its SoftIndex.
+        - `smooth_sort`: C∞ permutahedron projection with log-sum-exp (ESP) bounds, dual solved by L-BFGS, backward by implicit differentiation; sorted values and ranks only. Modes: `smooth`. Needs the `soft-ops-advanced` extra. `top_k` returns `None` as its SoftIndex.
+        - `ot`: Entropic (Sinkhorn) or p-norm regularised optimal transport onto sorted anchors; the plan times n is a doubly stochastic soft permutation. Needs the `soft-ops-advanced` extra.
     - `standardize`: Build the soft permutation from sigmoid((x - mean) / std) along the axis, so that `softness` is scale-free.
     - `ot_kwargs`: Solver options for method="ot" (ignored by the other methods).
     - `gated_grad`: If false, the gradient does not flow through the soft permutation, only through the values it mixes.

@@ -15,10 +15,13 @@ from diffbio.core.soft_ops._generated.methods import VALUES_ONLY
 from .sorting import KERNELS
 from .sorting import quantile as _quantile
 
+_SOLVERS = ("ot", "smooth_sort")
+"""Methods with an iterative solver: `ot_kwargs` are their options (the others ignore them)."""
+
 
 def _options(method: str, ot_kwargs: dict | None) -> dict:
-    """Solver options for the methods that take them (`ot`); the others ignore them."""
-    return {"options": ot_kwargs} if method == "ot" else {}
+    """Solver options for the methods that take them (`ot`, `smooth_sort`)."""
+    return {"options": ot_kwargs} if method in _SOLVERS else {}
 
 
 def _to_last(x: Array, axis: int | None) -> tuple[Array, int]:
@@ -107,7 +110,8 @@ def _extreme(name, x, axis, keepdims, softness, mode, method, standardize, ot_kw
     if method in VALUES_ONLY:
         # No soft index: the first of the method's soft sorted values, largest first for max.
         values = KERNELS[method].sort(
-            x_last, softness, mode, name == "argmax", standardize, gated_grad=gated_grad
+            x_last, softness, mode, name == "argmax", standardize, gated_grad=gated_grad,
+            **_options(method, ot_kwargs),
         )  # (..., n)
         value = values[..., 0].astype(x.dtype)  # (...)
     else:

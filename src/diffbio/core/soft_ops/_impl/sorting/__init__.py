@@ -1,12 +1,13 @@
 """Soft ordering kernels, one module per method (all work along the last axis).
 
-Each of `softsort`, `neuralsort` and `sorting_network` provides `sort`, `argsort`,
-`rank`, `argmax`, `argmin` and `top_k` with the same signatures; `quantile` provides
-`argquantile` and `quantile` for all of them. `KERNELS` maps a method name to its module,
-imported on first use, so a method whose kernel needs an optional dependency costs
-nothing until it is called. The dispatcher (`ordering.py`, `quantile.py`) also routes the
-values-only methods of the catalogue's methods table (`VALUES_ONLY`: sorted values, no
-SoftIndex) and passes `ot_kwargs` to `method="ot"`.
+Each of `softsort`, `neuralsort`, `sorting_network` and `ot` provides `sort`, `argsort`,
+`rank`, `argmax`, `argmin` and `top_k` with the same signatures; the values-only methods
+`fast_soft_sort` and `smooth_sort` provide `sort`, `rank` and `top_k` (its index
+`None`); `quantile` provides `argquantile` and `quantile` for all of them. `KERNELS`
+maps a method name to its module, imported on first use, so a method whose kernel needs
+an optional dependency costs nothing until it is called. The dispatcher (`ordering.py`,
+`quantile.py`) also routes the values-only methods of the catalogue's methods table
+(`VALUES_ONLY`: sorted values, no SoftIndex) and passes `ot_kwargs` to `method="ot"`.
 """
 
 import importlib
@@ -17,6 +18,9 @@ METHOD_MODULES = (
     "softsort",
     "neuralsort",
     "sorting_network",
+    "fast_soft_sort",
+    "smooth_sort",
+    "ot",
 )
 """Every method, by the name of its kernel module in this package."""
 

@@ -40,8 +40,8 @@ from diffbio.core.soft_ops._impl.sorting._common import (
 )
 
 QUANTILE_METHODS = ("linear", "lower", "higher", "nearest", "midpoint")
-METHODS = ("softsort", "neuralsort", "sorting_network")
-_VALUES_ONLY: tuple[str, ...] = ()
+METHODS = ("softsort", "neuralsort", "sorting_network", "fast_soft_sort", "smooth_sort", "ot")
+_VALUES_ONLY: tuple[str, ...] = ("fast_soft_sort", "smooth_sort")
 """Values-only methods: the quantile interpolates their soft sorted values."""
 
 
@@ -104,8 +104,9 @@ def _single(
         rows = one_hot(jnp.take(order, positions, axis=-1), n, compute_dtype(x))  # (..., 2, n)
         values = None
     elif method in _VALUES_ONLY:
+        solver = {"options": options} if method == "smooth_sort" else {}
         sorted_values = KERNELS[method].sort(
-            x, softness, mode, False, standardize, gated_grad=gated_grad
+            x, softness, mode, False, standardize, gated_grad=gated_grad, **solver
         )  # (..., n)
         values = jnp.take(sorted_values, positions, axis=-1)  # (..., 2)
         return None, ((1 - a) * values[..., 0] + a * values[..., 1]).astype(output_dtype(x))

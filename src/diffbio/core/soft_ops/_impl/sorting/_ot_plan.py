@@ -1,0 +1,648 @@
+"""Regularised one-dimensional optimal transport plans for `method="ot"` (last axis).
+
+For scores `z` `(n,)` with uniform weights `μ = 1/n` and sorted anchors `a` `(m,)` with
+weights `ν`, the plan is
+
+    Γ = argmin_{Γ ≥ 0, Γ 1 = μ, Γᵀ 1 = ν}  ⟨C, Γ⟩ + s · R(Γ),    C_ij = (z_i − a_j)²,
+
+with `R` the negative entropy (`smooth`, Cuturi 2013) or `R(Γ) = Σ Γ^p / p` with
+p = 2 (`c0`), 3/2 (`c1`), 4/3 (`c2`) (Blondel, Seguy & Rolet 2018). The dual variables
+`(f, g)` give `Γ = exp((f ⊕ g − C)/s)` for the entropy and
+`Γ = ((f ⊕ g − C)₊ / s)^(q−1)` (q = p/(p−1)) for the p-norms.
+
+**Stable start.** The unregularised problem has a closed-form solution: the monotone
+(north-west corner) coupling of the sorted scores with the anchors, and dual potentials
+`(f⁰, g⁰)` obtained by integrating `∂C/∂z` along it and taking the c-transform. Both
+solvers work on the shifted cost `C − f⁰ ⊕ g⁰ ≥ 0`, which has a zero in every row and
+column. Hence
+
+- Sinkhorn (ott-jax) runs on the kernel `exp((f⁰ ⊕ g⁰ − C)/s) ≤ 1`: every row and
+  column keeps an entry equal to 1, so the scalings stay within float32 range for any
+  softness and any `n` (the absorption stabilisation of Schmitzer 2019, done once with
+  the exact potentials of the unregularised problem), while each iteration costs a
+  matrix-vector product instead of a log-sum-exp. Should a row still return a
+  non-finite plan, the whole batch is solved again in ott's log domain.
+- The p-norm dual is solved by optimistix L-BFGS in the corrections to `(f⁰, g⁰)`
+  (after an exact per-row threshold step), so that float32 resolves the small values
+  of `f ⊕ g − C` near the transported band. The low-frequency "transport" direction
+  (`f` up and `g` down below a position, which the plain dual couples only through the
+  narrow band of the plan and so makes L-BFGS crawl) gets its own coordinates: a
+  cumulative sum `h` over the anchors, added to `f` at each score's matched anchor and
+  subtracted from `g`. Objective differences near the optimum are far below float32
+  resolution of the objective value, so the Armijo test tolerates that rounding noise,
+  and the solver stops on the marginal error (the gradient) instead of step sizes.
+
+**Derivatives.** `plan` is a `jax.custom_jvp`: its rule differentiates the optimality
+conditions `Γ 1 = μ`, `Γᵀ 1 = ν` (implicit function theorem) with the Jacobian
+`H = [[diag(W 1), W], [Wᵀ, diag(Wᵀ 1)]]`, `W = ∂Γ/∂(f ⊕ g − C)` (`Γ/s` for the entropy,
+`(q−1)/s · ((f ⊕ g − C)₊/s)^(q−2)` for the p-norms). The Schur complement on the smaller
+side, `diag(Wᵀ1) − Wᵀ diag(W1)⁻¹ W` plus a rank-one term that removes its null vector
+`1`, is symmetric positive definite: it is solved densely for a few anchors and otherwise
+by conjugate gradients on the materialised plan (a matrix-vector product per step),
+preconditioned by `diag(Wᵀ1)⁻¹` plus the pseudo-inverse of a chain Laplacian over the
+anchors that carries the same low-frequency energy (two cumulative sums), which brings
+the iteration count from hundreds to about ten. The rule is linear in the tangents
+(`jax.lax.custom_linear_solve`), so JAX transposes it for reverse mode. Since `Γ`
+depends on `C/s` only, the softness tangent is `dC = −C · ds / s`.
+
+ott's own `ImplicitDiff` instead solves the non-symmetric `ε log`-preconditioned system
+with normal-equation CG, applying the plan in the log domain at every step; in float32
+that returns non-finite results already at n = 512 (SoftJAX 0.1.1 documents the same
+failure and asks for float64), and it costs a log-sum-exp per CG step.
+
+References: M. Cuturi, "Sinkhorn Distances", NeurIPS 2013, arXiv:1306.0895;
+M. Cuturi, O. Teboul, J.-P. Vert, "Differentiable Ranking and Sorting using Optimal
+Transport", NeurIPS 2019, arXiv:1905.11885; M. Blondel, V. Seguy, A. Rolet, "Smooth and
+Sparse Optimal Transport", AISTATS 2018, arXiv:1710.06276; B. Schmitzer, "Stabilized
+Sparse Scaling Algorithms for Entropy Regularized Transport Problems", SIAM J. Sci.
+Comput. 2019, arXiv:1610.06519; D. C. Liu, J. Nocedal, "On the limited memory BFGS
+method for large scale optimization", Math. Programming 1989.
+"""
+
+import functools
+from collections.abc import Callable
+from functools import partial
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import Array
+
+from diffbio.core.soft_ops._impl.sorting._optional import require
+
+MODES = ("smooth", "c0", "c1", "c2")
+_CONJUGATE = {"c0": 2.0, "c1": 3.0, "c2": 4.0}
+"""Mode → conjugate exponent q = p / (p − 1) of the p-norm regulariser."""
+
+DEFAULTS: dict[str, Any] = {
+    "sinkhorn_tol": 1e-5,
+    "sinkhorn_max_iter": 2000,
+    "lbfgs_tol": 1e-4,
+    "lbfgs_max_iter": 1000,
+    "cg_tol": 1e-5,
+    "cg_max_iter": 500,
+}
+"""Default solver options (see `parse_options`)."""
+
+_ALIASES = {
+    "tol": ("sinkhorn_tol", "lbfgs_tol"),
+    "max_iter": ("sinkhorn_max_iter", "lbfgs_max_iter"),
+}
+_SOFTJAX_ONLY_TRUE = ("implicit_diff", "use_entropic_ot_sinkhorn_on_entropic")
+
+_DENSE_SCHUR = 64
+"""Schur complements up to this size are solved densely."""
+_BLOCK_ELEMENTS = 1 << 20
+"""Batch rows are solved a chunk at a time so that one `(chunk, n, m)` array holds about
+2²⁰ entries (4 MiB in float32): the solvers' loops then run in cache, each chunk stops
+when its own rows have converged, and memory stays O(chunk · n · m)."""
+_HISTORY = 10
+_ROW_NEWTON_STEPS = 8
+
+
+def parse_options(options: dict | None) -> dict[str, Any]:
+    """Validate `ot_kwargs` and fill in defaults.
+
+    Accepted keys:
+
+    - `tol`: shorthand that sets both `sinkhorn_tol` and `lbfgs_tol`;
+      `max_iter`: sets both `sinkhorn_max_iter` and `lbfgs_max_iter`.
+    - `sinkhorn_tol` (default 1e-5): Sinkhorn stops when the L1 error of the row
+      marginal, `Σ_i |Σ_j Γ_ij − 1/n|` (the mean row-sum error of the soft permutation
+      `n Γ`), falls below it; the column marginal is exact after each update.
+    - `sinkhorn_max_iter` (default 2000): Sinkhorn iterations.
+    - `lbfgs_tol` (default 1e-4): L-BFGS (modes c0/c1/c2) stops when every row and
+      column sum of `n Γ` is within this of its target.
+    - `lbfgs_max_iter` (default 1000): L-BFGS steps.
+    - `cg_tol` (default 1e-5) and `cg_max_iter` (default 500): conjugate gradients of
+      the implicit derivative.
+    - `implicit_diff`, `use_entropic_ot_sinkhorn_on_entropic`: accepted for SoftJAX
+      compatibility; only `True` (the behaviour here) is supported.
+
+    **Raises:** `ValueError` for unknown keys, listing the valid ones.
+    """
+    opts = dict(DEFAULTS)
+    valid = sorted([*DEFAULTS, *_ALIASES, *_SOFTJAX_ONLY_TRUE])
+    for key, value in (options or {}).items():
+        if key in _SOFTJAX_ONLY_TRUE:
+            if value is not True:
+                raise ValueError(f"ot_kwargs[{key!r}]={value!r} is not supported; only True")
+        elif key in _ALIASES:
+            for target in _ALIASES[key]:
+                opts[target] = value
+        elif key in DEFAULTS:
+            opts[key] = value
+        else:
+            raise ValueError(f"Unknown ot_kwargs key {key!r}; valid keys are {valid}")
+    for key in DEFAULTS:
+        if key.endswith("max_iter"):
+            opts[key] = int(opts[key])
+        else:
+            opts[key] = float(opts[key])
+    return opts
+
+
+# --- closed-form start: potentials of the unregularised problem -------------------------
+
+
+def _start(z: Array, anchors: Array, nu: Array) -> tuple[Array, Array, Array]:
+    """`(S0, match, cost)` for one row: `S0 = f⁰ ⊕ g⁰ − C ≤ 0` `(n, m)` with a zero in
+    every row and column, the anchor matched to each score `(n,)` and `C` `(n, m)`."""
+    n, m = z.shape[0], anchors.shape[0]
+    dtype = z.dtype
+    order = jnp.argsort(z, stable=True)  # (n,)
+    zs = z[order]  # (n,)
+    mid = (jnp.arange(n, dtype=dtype) + 0.5) / n  # (n,) mass midpoints of sorted scores
+    matched = jnp.searchsorted(jnp.cumsum(nu), mid, side="right")  # (n,)
+    matched = jnp.clip(matched, 0, m - 1)
+    am = anchors[matched]  # (n,)
+    # f'(z) = 2 (z − T(z)) integrated between consecutive sorted scores
+    inc = (zs[1:] - zs[:-1]) * (zs[1:] + zs[:-1] - am[1:] - am[:-1])  # (n−1,)
+    fs = jnp.concatenate([jnp.zeros((1,), dtype), jnp.cumsum(inc)])  # (n,)
+    inverse = jnp.argsort(order)  # (n,)
+    f0 = fs[inverse]  # (n,)
+    match = matched[inverse]  # (n,)
+    cost = jnp.square(z[:, None] - anchors[None, :])  # (n, m)
+    g0 = jnp.min(cost - f0[:, None], axis=0)  # (m,) c-transform
+    s0 = f0[:, None] + g0[None, :] - cost  # (n, m)
+    s0 = s0 - jnp.max(s0, axis=1, keepdims=True)  # exact zero in every row
+    return jnp.minimum(s0, 0.0), match, cost
+
+
+# --- entropic plans: Sinkhorn (ott-jax) --------------------------------------------------
+
+
+@functools.cache
+def _kernel_geometry():
+    """ott `Geometry` given by its kernel matrix, used as is. ott raises the stored kernel
+    to the powers `1/scale_cost` and `ε/eps` at every application, an elementwise `pow`
+    over the n × m matrix per Sinkhorn half-step; both are 1 here (no cost scaling, no
+    ε schedule)."""
+    geometry = require("ot").geometry
+
+    @jax.tree_util.register_pytree_node_class
+    class KernelGeometry(geometry.Geometry):
+        @property
+        def kernel_matrix(self) -> Array:
+            return self._kernel_matrix
+
+        def apply_kernel(self, vec: Array, eps: Any = None, axis: int = 0) -> Array:
+            kernel = self._kernel_matrix if axis == 1 else self._kernel_matrix.T
+            return jnp.dot(kernel, vec)
+
+    return KernelGeometry
+
+
+def _sinkhorn(s0: Array, eps: Array, nu: Array, opts: dict, lse: bool) -> Array:
+    """Entropic plan `(n, m)` of the shifted cost `−s0 ≥ 0` by ott's Sinkhorn."""
+    mods = require("ot")
+    n = s0.shape[0]
+    mu = jnp.full((n,), 1.0 / n, dtype=s0.dtype)
+    if lse:
+        geom = mods.geometry.Geometry(cost_matrix=-s0, epsilon=eps)
+    else:
+        kernel = jnp.exp(s0 / eps)  # (n, m), entries in [0, 1]
+        geom = _kernel_geometry()(kernel_matrix=kernel, epsilon=eps)
+    problem = mods.linear_problem.LinearProblem(geom, a=mu, b=nu)
+    solver = mods.sinkhorn.Sinkhorn(
+        lse_mode=lse,
+        threshold=opts["sinkhorn_tol"],
+        max_iterations=opts["sinkhorn_max_iter"],
+        inner_iterations=5,
+        implicit_diff=None,
+    )
+    out = solver(problem)
+    if lse:
+        return out.matrix  # (n, m)
+    # u K v from the scalings (ott's `matrix` would rebuild the cost by a log and an exp)
+    return jnp.exp(out.f / eps)[:, None] * kernel * jnp.exp(out.g / eps)[None, :]
+
+
+def _entropic_batch(s0: Array, eps: Array, nu: Array, opts: dict) -> tuple[Array, Array]:
+    """`(Γ, W)` `(B, n, m)` for a batch of shifted costs (kernel mode, log-domain rescue)."""
+    kernel = jax.vmap(lambda s, v: _sinkhorn(s, eps, v, opts, lse=False))
+    logdomain = jax.vmap(lambda s, v: _sinkhorn(s, eps, v, opts, lse=True))
+    plan = kernel(s0, nu)  # (B, n, m)
+    plan = jax.lax.cond(jnp.all(jnp.isfinite(plan)), lambda: plan, lambda: logdomain(s0, nu))
+    return plan, plan / eps
+
+
+# --- p-norm plans: L-BFGS (optimistix) ---------------------------------------------------
+
+
+def _pnorm_parts(s: Array, lam: Array, q: float) -> tuple[Array, Array, Array]:
+    """`(φ(S), Γ, W)` of the p-norm dual at `S = f ⊕ g − C`: `φ = s/q (S₊/s)^q`,
+    `Γ = φ' = (S₊/s)^(q−1)`, `W = φ'' = (q−1)/s (S₊/s)^(q−2)` (integer powers)."""
+    t = jnp.maximum(s, 0.0) / lam
+    if q == 2.0:
+        return lam / 2 * t * t, t, jnp.where(s > 0, 1.0 / lam, 0.0).astype(s.dtype)
+    tq2 = t if q == 3.0 else t * t  # t^(q−2) for q = 3, 4
+    return lam / q * tq2 * t * t, tq2 * t, (q - 1.0) / lam * tq2
+
+
+def _row_thresholds(s0: Array, lam: Array, q: float) -> Array:
+    """Per-row `δ` with `Σ_j ((S0_ij + δ)₊/s)^(q−1) = 1/n` (Newton from the right: the
+    sum is convex and increasing in δ, and `δ = s n^(−1/(q−1))` lies right of the root
+    because each row of `S0` has a zero)."""
+    n = s0.shape[0]
+    delta = jnp.full((n,), lam * n ** (-1.0 / (q - 1.0)), dtype=s0.dtype)  # (n,)
+
+    def newton(_, d):
+        _, gam, w = _pnorm_parts(s0 + d[:, None], lam, q)
+        excess = jnp.sum(gam, axis=1) - 1.0 / n  # (n,)
+        slope = jnp.sum(w, axis=1)  # (n,)
+        return d - jnp.where(slope > 0, excess / jnp.where(slope > 0, slope, 1.0), 0.0)
+
+    return jax.lax.fori_loop(0, _ROW_NEWTON_STEPS, newton, delta)
+
+
+@functools.cache
+def lbfgs_solver_type():
+    """`make(noise) -> solver`: optimistix L-BFGS with a rounding-tolerant Armijo search
+    that stops when `args_error(grad, args) <= 1` (the objective's `args` must be a tuple
+    whose first entry is that error function)."""
+    optx = require("smooth_sort").optimistix
+
+    class _NoisyArmijo(optx.AbstractSearch):
+        """Backtracking Armijo search that accepts a step whose objective change is
+        within float rounding of the required decrease: the objective is a sum of many
+        terms, and near the optimum its changes fall below the resolution of its value
+        while the gradient still resolves them."""
+
+        noise: float
+        slope: float = 0.1
+        decrease_factor: float = 0.5
+
+        def init(self, y, f_info_struct):
+            return jnp.ones((), jax.tree.leaves(y)[0].dtype)
+
+        def step(self, first_step, y, y_eval, f_info, f_eval_info, state):
+            y_diff = jax.tree.map(lambda a, b: a - b, y_eval, y)
+            predicted = f_info.compute_grad_dot(y_diff)
+            f_old, f_new = f_info.as_min(), f_eval_info.as_min()
+            size = jnp.maximum(jnp.maximum(jnp.abs(f_old), jnp.abs(f_new)), 1.0)
+            ok = (f_new - f_old <= self.slope * predicted + self.noise * size) & (predicted <= 0)
+            accept = first_step | ok
+            step = jnp.where(accept, jnp.ones_like(state), self.decrease_factor * state)
+            return step, accept, optx.RESULTS.successful, step
+
+    class _StoppingLBFGS(optx.AbstractLBFGS):
+        """L-BFGS that stops on a problem-specific error of the gradient (`args[0]`)."""
+
+        rtol: float
+        atol: float
+        norm: Callable
+        use_inverse: bool
+        descent: Any
+        search: Any
+        history_length: int
+        verbose: Callable
+
+        def terminate(self, fn, y, args, options, state, tags):
+            error = args[0](state.f_info.grad, args)
+            done = (state.num_accepted_steps > 0) & (error <= 1.0)
+            return done, optx.RESULTS.successful
+
+    def make(noise: float, history: int = _HISTORY):
+        return _StoppingLBFGS(
+            rtol=0.0,
+            atol=0.0,
+            norm=optx.max_norm,
+            use_inverse=True,
+            descent=optx.NewtonDescent(),
+            search=_NoisyArmijo(noise=noise),
+            history_length=history,
+            verbose=_quiet,
+        )
+
+    return make
+
+
+def _quiet(**kwargs) -> None:
+    return None
+
+
+def _pnorm_shifted(u, v, xi, s0, match, scales):
+    sigma_u, sigma_v, alpha = scales
+    h = jnp.cumsum(alpha * xi)  # (m,)
+    return s0 + ((sigma_u * u + h[match])[:, None] + (sigma_v * v - h)[None, :])  # (n, m)
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _pnorm_dual(q, u, v, xi, s0, match, lam, nu, scales, scale):
+    """Negative p-norm dual in the corrections `(u, v, ξ)` to the start potentials,
+    divided by its value at the start."""
+    sigma_u, sigma_v, _ = scales
+    phi, _, _ = _pnorm_parts(_pnorm_shifted(u, v, xi, s0, match, scales), lam, q)
+    linear = jnp.sum(sigma_u * u) / s0.shape[0] + jnp.sum(nu * sigma_v * v)
+    return (jnp.sum(phi) - linear) / scale
+
+
+@_pnorm_dual.defjvp
+def _pnorm_dual_jvp(q, primals, tangents):
+    # value and gradient from one evaluation of the plan (row and column sums); only the
+    # tangents of (u, v, ξ) are used (the rest are constants of the solve)
+    u, v, xi, s0, match, lam, nu, scales, scale = primals
+    du, dv, dxi = tangents[:3]
+    sigma_u, sigma_v, alpha = scales
+    n, m = s0.shape
+    phi, gam, _ = _pnorm_parts(_pnorm_shifted(u, v, xi, s0, match, scales), lam, q)
+    rows = jnp.sum(gam, axis=1)  # (n,)
+    cols = jnp.sum(gam, axis=0)  # (m,)
+    linear = jnp.sum(sigma_u * u) / n + jnp.sum(nu * sigma_v * v)
+    value = (jnp.sum(phi) - linear) / scale
+    g_u = sigma_u * (rows - 1.0 / n) / scale
+    g_v = sigma_v * (cols - nu) / scale
+    g_h = (jax.ops.segment_sum(rows, match, num_segments=m) - cols) / scale  # (m,)
+    g_xi = alpha * jnp.cumsum(g_h[::-1])[::-1]  # (m,)
+    return value, jnp.dot(g_u, du) + jnp.dot(g_v, dv) + jnp.dot(g_xi, dxi)
+
+
+def _pnorm_objective(y, args, q):
+    return _pnorm_dual(q, *y, *args[1:-1])
+
+
+def _pnorm_error(grad, args):
+    """Largest row / column error of `n Γ`, in units of the tolerance."""
+    _, s0, _, _, _, scales, scale, tol = args
+    sigma_u, sigma_v, _ = scales
+    gu, gv, _ = grad
+    tiny = jnp.finfo(s0.dtype).tiny
+    rows = jnp.max(jnp.abs(gu) / jnp.maximum(sigma_u, tiny))
+    cols = jnp.max(jnp.abs(gv) / jnp.maximum(sigma_v, tiny))
+    return s0.shape[0] * jnp.maximum(rows, cols) * scale / tol
+
+
+def _straddle(w: Array, match: Array) -> Array:
+    """`(m,)`: entry k is the weight `Σ W_il` over pairs whose row is matched on the other
+    side of the cut between anchors k − 1 and k than column l (0 for k = 0): the
+    curvature of the dual along a step of `h` at that cut. By difference arrays from one
+    row and one column reduction."""
+    n, m = w.shape
+    sgn = jnp.sign(match[:, None] - jnp.arange(m)[None, :]).astype(w.dtype)  # (n, m)
+    col = jnp.sum(w * sgn, axis=0)  # (m,)
+    row = -jnp.sum(w * sgn, axis=1)  # (n,)
+    diff = jnp.zeros((m + 1,), w.dtype).at[1:].add(col).at[match + 1].add(row)
+    return jnp.cumsum(diff)[:m]
+
+
+def _pnorm(s0: Array, match: Array, lam: Array, nu: Array, q: float, opts: dict) -> tuple:
+    # optimistix's L-BFGS keeps its history in the default float dtype: with float64
+    # enabled, float32 data is solved in float64 (and cast back)
+    dtype = s0.dtype
+    wide = jnp.result_type(float)
+    if dtype != wide:
+        gam, w, steps = _pnorm(s0.astype(wide), match, lam.astype(wide), nu.astype(wide), q, opts)
+        return gam.astype(dtype), w.astype(dtype), steps
+    return _pnorm_impl(s0, match, lam, nu, q, opts)
+
+
+def _pnorm_impl(s0: Array, match: Array, lam: Array, nu: Array, q: float, opts: dict) -> tuple:
+    """p-norm plan and weights `(Γ, W)` `(n, m)` and the L-BFGS step count of one row, by
+    L-BFGS on the dual in the corrections `(u, v, ξ)`, scaled so that u and v have unit
+    curvature at the start (Jacobi) and the transport steps ξ their cut weight."""
+    optx = require("ot").optimistix
+    n, m = s0.shape
+    dtype = s0.dtype
+    tiny = jnp.finfo(dtype).tiny
+    s0 = s0 + _row_thresholds(s0, lam, q)[:, None]  # rows exact at the start
+    phi0, _, w0 = _pnorm_parts(s0, lam, q)
+    scale = jnp.maximum(jnp.sum(phi0), tiny)  # objective scale
+
+    def inv_sqrt(c):
+        ok = c > 1e-6 * jnp.max(c)
+        return jnp.where(ok, jnp.sqrt(scale / jnp.where(ok, c, 1.0)), 0.0)
+
+    d_r, d_c = jnp.sum(w0, axis=1), jnp.sum(w0, axis=0)
+    sigma_u = jnp.where(d_r > 0, inv_sqrt(d_r), jnp.sqrt(scale / jnp.max(d_r)))
+    sigma_v = jnp.where(d_c > 0, inv_sqrt(d_c), jnp.sqrt(scale / jnp.max(d_c)))
+    # entries per row of W; scaling the cut weights by it balances the transport steps
+    # against u and v (chosen by measuring L-BFGS step counts for c0, c1 and c2)
+    width = jnp.mean(d_r * d_r / jnp.maximum(jnp.sum(w0 * w0, axis=1), tiny))
+    scales = (sigma_u, sigma_v, inv_sqrt(width * _straddle(w0, match)))
+    tol = jnp.asarray(opts["lbfgs_tol"], dtype)
+    args = (_pnorm_error, s0, match, lam, nu, scales, scale, tol)  # tol last
+    solver = lbfgs_solver_type()(noise=64 * float(jnp.finfo(dtype).eps))
+    y0 = (jnp.zeros((n,), dtype), jnp.zeros((m,), dtype), jnp.zeros((m,), dtype))
+    sol = optx.minimise(
+        partial(_pnorm_objective, q=q),
+        solver,
+        y0,
+        args=args,
+        max_steps=opts["lbfgs_max_iter"],
+        throw=False,
+    )
+    _, gam, w = _pnorm_parts(_pnorm_shifted(*sol.value, s0, match, scales), lam, q)
+    return gam, w, sol.stats["num_steps"]
+
+
+# --- implicit derivative -------------------------------------------------------------------
+
+
+def _pcg(matvec: Callable, precond: Callable, b: Array, tol: float, max_iter: int) -> Array:
+    """Preconditioned conjugate gradients for a symmetric positive semi-definite system,
+    returning the iterate with the smallest residual. It stops at a relative residual
+    `tol`, after `max_iter` steps, or when the curvature `pᵀAp` vanishes, so float32
+    stagnation or a singular (consistent) system never produces non-finite output."""
+    tiny = jnp.finfo(b.dtype).tiny
+    b_norm = jnp.linalg.norm(b)
+    target = tol * b_norm
+    x0 = jnp.zeros_like(b)
+    z0 = precond(b)
+    state0 = (0, x0, b, z0, jnp.vdot(b, z0), x0, b_norm, jnp.array(False))
+
+    def cond(state):
+        k, *_, best_norm, stop = state
+        return (k < max_iter) & (best_norm > target) & ~stop
+
+    def body(state):
+        k, x, r, p, rz, best_x, best_norm, _ = state
+        ap = matvec(p)
+        curvature = jnp.vdot(p, ap)
+        stop = ~(curvature > tiny) | ~(rz > tiny)
+        step = jnp.where(stop, 0.0, rz / jnp.where(stop, 1.0, curvature))
+        x = x + step * p
+        r = r - step * ap
+        z = precond(r)
+        rz_new = jnp.vdot(r, z)
+        p = z + jnp.where(stop, 0.0, rz_new / jnp.where(stop, 1.0, rz)) * p
+        r_norm = jnp.linalg.norm(r)
+        better = (r_norm < best_norm) & jnp.isfinite(r_norm)
+        best_x = jnp.where(better, x, best_x)
+        best_norm = jnp.where(better, r_norm, best_norm)
+        return k + 1, x, r, p, rz_new, best_x, best_norm, stop | ~jnp.isfinite(r_norm)
+
+    return jax.lax.while_loop(cond, body, state0)[5]
+
+
+def _chain_conductance(w: Array, d_c: Array, inv_r: Array) -> Array:
+    """`(m − 1,)`: for each cut between anchors j and j + 1, the weight of the Schur
+    complement's quadratic form across it, `Σ_i Σ_{k ≤ j < l} W_ik W_il (l − k) / (W1)_i`,
+    which equals `Σ_{k ≤ j} Σ_i W_ik (μ_i − k)` with `μ_i` the mean anchor index of row
+    i (two matrix-vector products). On slowly varying vectors the Schur complement acts
+    like the chain Laplacian with these conductances."""
+    m = w.shape[1]
+    k = jnp.arange(m, dtype=w.dtype)  # (m,)
+    mean = inv_r * (w @ k)  # (n,)
+    return jnp.cumsum(w.T @ mean - k * d_c)[:-1]  # (m−1,)
+
+
+class _Residuals(NamedTuple):
+    """Per-row quantities of the plan that its tangent needs (all primal). Apart from `W`
+    they are vectors, so reverse mode keeps one `n × m` array per row."""
+
+    w: Array  # (n, m) W = ∂Γ/∂S
+    zc: Array  # (n,) z − 1/2
+    ac: Array  # (m,) a − 1/2
+    inv_r: Array  # (n,) 1 / (W1)
+    d_c: Array  # (m,) Wᵀ1
+    inv_c: Array  # (m,)
+    r1: Array  # (n,) Σ_j W_ij (z_i − a_j)
+    r2: Array  # (n,) Σ_j W_ij (z_i − a_j)²
+    c2: Array  # (m,) Σ_i W_ij (z_i − a_j)²
+    inv_cond: Array  # (m−1,) inverse chain conductances (0 across empty cuts)
+
+
+def _residuals(w: Array, z: Array, anchors: Array) -> _Residuals:
+    tiny = jnp.finfo(w.dtype).tiny
+    diff = z[:, None] - anchors[None, :]  # (n, m)
+    d_r = jnp.sum(w, axis=1)  # (n,)
+    d_c = jnp.sum(w, axis=0)  # (m,)
+    inv_r = jnp.where(d_r > tiny, 1.0 / jnp.where(d_r > tiny, d_r, 1.0), 0.0)
+    inv_c = jnp.where(d_c > tiny, 1.0 / jnp.where(d_c > tiny, d_c, 1.0), 0.0)
+    wd = w * diff
+    cond = _chain_conductance(w, d_c, inv_r)
+    keep = cond > 1e-6 * jnp.max(cond)
+    inv_cond = jnp.where(keep, 1.0 / jnp.where(keep, cond, 1.0), 0.0)
+    return _Residuals(
+        w=w,
+        zc=z - 0.5,
+        ac=anchors - 0.5,
+        inv_r=inv_r,
+        d_c=d_c,
+        inv_c=inv_c,
+        r1=jnp.sum(wd, axis=1),
+        r2=jnp.sum(wd * diff, axis=1),
+        c2=jnp.sum(wd * diff, axis=0),
+        inv_cond=inv_cond,
+    )
+
+
+def _implicit_tangent(res: _Residuals, dz: Array, rho: Array, opts: dict) -> Array:
+    """Plan tangent `(n, m)` of one row for score tangents `dz` `(n,)` and the relative
+    softness tangent `rho = ds / s`: with `dC = 2 (z_i − a_j) dz_i − C_ij rho` and
+    `X = W ⊙ dC`, `dΓ = W ⊙ (α ⊕ β) − X` where `H [α; β] = [X 1; Xᵀ 1]`, `β` from the
+    Schur complement and `α = (X1 − Wβ) / W1`. Linear in `(dz, rho)`; apart from the
+    output every `n × m` operation is a product of `W` with a vector, and `dC` is
+    expanded in powers of the (centred) anchors so that `W` is the only matrix used."""
+    w, zc, ac, inv_r, d_c = res.w, res.zc, res.ac, res.inv_r, res.d_c
+    n, m = w.shape
+    tiny = jnp.finfo(w.dtype).tiny
+    total = jnp.maximum(jnp.sum(d_c), tiny)
+    r = 2.0 * dz * res.r1 - rho * res.r2  # (n,) X 1
+    c = 2.0 * (w.T @ (zc * dz) - ac * (w.T @ dz)) - rho * res.c2  # (m,) Xᵀ 1
+    rhs = c - w.T @ (inv_r * r)  # (m,)
+
+    def schur(v):  # (diag(d_c) − Wᵀ diag(1/d_r) W + d_c d_cᵀ / Σ d_c) v
+        return d_c * v - w.T @ (inv_r * (w @ v)) + d_c * (jnp.dot(d_c, v) / total)
+
+    if m <= _DENSE_SCHUR:
+
+        def solve(matvec, b):
+            matrix = jnp.diag(d_c) - (w.T * inv_r) @ w + jnp.outer(d_c, d_c) / total  # (m, m)
+            matrix = matrix + jnp.eye(m, dtype=w.dtype) * (tiny + 1e-6 * jnp.max(d_c))
+            return jnp.linalg.solve(matrix, b)
+
+    else:
+
+        def precond(b):  # diag(1/d_c) + pseudo-inverse of the chain Laplacian
+            flux = jnp.cumsum(b - jnp.mean(b))[:-1]  # (m−1,)
+            v = -jnp.concatenate([jnp.zeros((1,), b.dtype), jnp.cumsum(flux * res.inv_cond)])
+            return b * res.inv_c + (v - jnp.mean(v))
+
+        def solve(matvec, b):
+            return _pcg(matvec, precond, b, opts["cg_tol"], opts["cg_max_iter"])
+
+    # a linear map of the right-hand side, transposed by JAX for reverse mode (the
+    # operator is symmetric, so the transpose solve is the same)
+    beta = jax.lax.custom_linear_solve(schur, rhs, solve, symmetric=True)  # (m,)
+    alpha = inv_r * (r - w @ beta)  # (n,)
+    # α_i + β_j − dC_ij = (α_i − 2 zc_i dz_i + rho zc_i²) + (2 dz_i − 2 rho zc_i) ac_j
+    #                     + (β_j + rho ac_j²)
+    row = alpha - 2.0 * zc * dz + rho * zc * zc  # (n,)
+    slope = 2.0 * dz - 2.0 * rho * zc  # (n,)
+    col = beta + rho * ac * ac  # (m,)
+    return w * (row[:, None] + slope[:, None] * ac[None, :] + col[None, :])  # (n, m)
+
+
+# --- the plan with its derivative rule -------------------------------------------------------
+
+
+def _solve_rows(z: Array, eps: Array, anchors: Array, nu: Array, mode: str, opts: dict):
+    """`(Γ, W)` `(b, n, m)` for scores `(b, n)`, anchors `(m,)`, weights `(b, m)`."""
+    s0, match, _ = jax.vmap(_start, in_axes=(0, None, 0))(z, anchors, nu)
+    if mode == "smooth":
+        return _entropic_batch(s0, eps, nu, opts)
+    q = _CONJUGATE[mode]
+    return jax.vmap(lambda s, k, v: _pnorm(s, k, eps, v, q, opts)[:2])(s0, match, nu)
+
+
+def _solve_batch(z: Array, eps: Array, anchors: Array, nu: Array, mode: str, opts: dict):
+    """`(Γ, W)` `(B, n, m)`, solved a chunk of rows at a time (see `_BLOCK_ELEMENTS`)."""
+    rows, n = z.shape
+    m = anchors.shape[0]
+    chunk = max(1, min(rows, _BLOCK_ELEMENTS // max(n * m, 1)))
+    if chunk >= rows:
+        return _solve_rows(z, eps, anchors, nu, mode, opts)
+    pad = (-rows) % chunk
+    zp = jnp.pad(z, ((0, pad), (0, 0)), mode="edge").reshape(-1, chunk, n)
+    nup = jnp.pad(nu, ((0, pad), (0, 0)), mode="edge").reshape(-1, chunk, m)
+    plan, w = jax.lax.map(lambda a: _solve_rows(a[0], eps, anchors, a[1], mode, opts), (zp, nup))
+    return plan.reshape(-1, n, m)[:rows], w.reshape(-1, n, m)[:rows]
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(4, 5))
+def _plan(z: Array, eps: Array, anchors: Array, nu: Array, mode: str, opts_items: tuple) -> Array:
+    return _solve_batch(z, eps, anchors, nu, mode, dict(opts_items))[0]
+
+
+@_plan.defjvp
+def _plan_jvp(mode, opts_items, primals, tangents):
+    # Tangent of the plan from the optimality conditions (see the module docstring);
+    # anchors and weights are constants (their tangents are ignored). The solves run a
+    # chunk of rows at a time; the tangent, a few products of W with vectors per row, is
+    # vectorised over the whole batch (so reverse mode needs no scan).
+    z, eps, anchors, nu = primals
+    dz, deps, _, _ = tangents
+    opts = dict(opts_items)
+    plan, w = _solve_batch(z, eps, anchors, nu, mode, opts)  # (B, n, m) each
+    res = jax.vmap(_residuals, in_axes=(0, 0, None))(w, z, anchors)
+    rho = deps / eps
+    dplan = jax.vmap(lambda r, d: _implicit_tangent(r, d, rho, opts))(res, dz)
+    return plan, dplan
+
+
+def plan(z: Array, eps: Array, anchors: Array, nu: Array, mode: str, options: dict | None) -> Array:
+    """Transport plans `Γ` `(..., n, m)` between scores `z` `(..., n)` (weights `1/n`)
+    and anchors `(m,)` (sorted ascending) with weights `nu` `(..., m)` or `(m,)`.
+
+    Differentiable in `z` and in the softness `eps` (forward and reverse mode); rows and
+    columns of `Γ` sum to `1/n` and `nu` up to the solver tolerance.
+    """
+    if mode not in MODES:
+        raise ValueError(
+            f"Invalid mode {mode!r} for method='ot'; expected 'hard' or one of {MODES}"
+        )
+    opts = parse_options(options)
+    *batch, n = z.shape
+    m = anchors.shape[0]
+    dtype = z.dtype
+    anchors = anchors.astype(dtype)
+    nu = jnp.broadcast_to(jnp.asarray(nu, dtype), (*batch, m))
+    nu = jnp.maximum(nu, 1e-12)  # no empty anchor (as SoftJAX)
+    nu = nu / jnp.sum(nu, axis=-1, keepdims=True)
+    eps = jnp.asarray(eps, dtype)
+    out = _plan(
+        z.reshape(-1, n), eps, anchors, nu.reshape(-1, m), mode, tuple(sorted(opts.items()))
+    )
+    return out.reshape(*batch, n, m)

@@ -1,0 +1,422 @@
+"""`smooth_sort`: a C∞ projection onto a smoothed permutahedron (values only; last axis).
+
+The projection of scores `z` onto the permutahedron of `w` keeps a vector `y` that is
+majorised by `w`: sorted decreasingly along `z`, its prefix sums satisfy
+`Σ_{i≤k} y_i ≤ b_k` (k < n) and `Σ y = b_n`, where for the true permutahedron
+`b_k` is the sum of the k largest `w`. Here (as in SoftJAX 0.1.1's `smooth_sort`)
+
+- the hard bounds are replaced by the C∞ log-sum-exp bounds
+  `b_k = τ log e_k(exp(w / τ))`, `τ = min(s, 1)` (`e_k` the elementary symmetric
+  polynomials, computed by `_esp`), `b_n = Σ w`;
+- slacks `σ = b − A y` and gaps `δ = D y` (`(Dy)_k = y_k − y_{k+1}`) get entropy terms,
+
+      y = argmax ⟨z / s, y⟩ − Σ_k σ_k (log σ_k − 1) − Σ_k δ_k (log δ_k − 1),
+
+  whose dual is unconstrained in `β ∈ R^(n−1)`:
+
+      g(β) = ⟨β, c⟩ + Σ_k exp(−(Δz_k + (Lβ)_k)) + Σ_k exp(−β_k),
+
+  with `Δz_k = z_(k) − z_(k+1)` the gaps of the sorted scores, `L` the tridiagonal
+  second-difference matrix and `c_k = (b_{k+1} − b_k) − (b_{k+2} − b_{k+1})` (with
+  `b_0 = 0`). At the optimum `σ = exp(−(Δz + Lβ))`, `δ = exp(−β)`, and `y` is
+  rebuilt from them (least squares over the prefix sums, as SoftJAX).
+
+`sort` projects `z = linspace(0, 1, n)` onto the permutahedron of `x` (ascending values,
+flipped for `descending`); `rank` projects `z = ±x` onto that of `w = (1, …, n)/(n − 1)`
+and rescales by `n − 1`. Like SoftJAX, `smooth_sort` does not standardise its input
+(the sigmoid squash and logit unsquash would amplify the small excursions of the smooth
+bounds outside the data range); `standardize` is accepted and ignored.
+
+**Solver.** The dual Hessian `H = L diag(σ) L + diag(δ)` is pentadiagonal and badly
+conditioned in the plain variables (plain L-BFGS needs thousands of steps at n = 512
+and, with the tolerances SoftJAX uses, stops with errors of 10⁻² in float32). Writing
+`H ≈ T diag(σ) T` with the tridiagonal `T = L + diag(sqrt(δ / σ))` (equal to H up to
+the cross terms, within a factor 2 where σ and δ vary slowly), L-BFGS (optimistix) runs
+in `γ = sqrt(σ) T (β − β₀)`, with `T` built at the start and rebuilt once after a few
+steps; every step costs a tridiagonal solve. It stops when the dual gradient (the
+mismatch between the gaps implied by the slacks and `δ`) is within tolerance.
+
+**Derivatives.** The projection is a `jax.custom_jvp` of `(sorted z, first differences
+of b)`. Its rule differentiates the optimality conditions: with `W_σ = diag(σ)`,
+`W_δ = diag(δ)`, `q = ḃ − (ḃ_n / n)(1, …, n − 1)` and `r = D ż`,
+
+    ẏ = Dᵀ η + (ḃ_n / n) 1,   η = q + W_σ (r − L ρ),   (L W_σ L + W_δ) ρ = L (W_σ r + q),
+
+(the Woodbury form of the primal system, free of divisions by small slacks or gaps),
+with `ρ` from conjugate gradients preconditioned by `T diag(σ) T`
+(`jax.lax.custom_linear_solve`, so JAX transposes it for reverse mode). The bounds are
+differentiated through the `_esp` recursion.
+
+Reference: SoftJAX 0.1.1 `smooth_sort` (A. Paulus et al., "SoftJAX & SoftTorch",
+arXiv:2603.08824); M. Blondel, O. Teboul, Q. Berthet, J. Djolonga, "Fast
+Differentiable Sorting and Ranking", ICML 2020, arXiv:2002.08871 (permutahedron
+projections); D. C. Liu, J. Nocedal (1989), L-BFGS.
+"""
+
+from functools import partial
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import Array
+
+from diffbio.core.soft_ops._impl.sorting import _esp
+from diffbio.core.soft_ops._impl.sorting._common import hard_rank, hard_sort, output_dtype, prepare
+from diffbio.core.soft_ops._impl.sorting._optional import require
+
+DEFAULTS: dict[str, Any] = {"tol": 1e-4, "max_iter": 500, "cg_tol": 1e-6, "cg_max_iter": 100}
+_ALIASES = {"lbfgs_tol": "tol", "lbfgs_max_iter": "max_iter"}
+_OT_ONLY = (
+    "sinkhorn_tol",
+    "sinkhorn_max_iter",
+    "implicit_diff",
+    "use_entropic_ot_sinkhorn_on_entropic",
+)
+"""`ot_kwargs` keys of `method="ot"` that have no meaning here: ignored, so that one
+`ot_kwargs` serves both solver methods."""
+_FIRST_PHASE = 10
+"""L-BFGS steps before the preconditioner is rebuilt at the current point."""
+
+
+def parse_options(options: dict | None) -> dict[str, Any]:
+    """Validate `options` and fill in defaults.
+
+    Accepted keys:
+
+    - `tol` (alias `lbfgs_tol`, default 1e-4): L-BFGS stops when
+      `sqrt(n) · max_k |∂g/∂β_k| ≤ tol · spread(w)`, the dual gradient being the
+      mismatch between the gaps of `y` implied by its prefix sums and the gaps `δ`.
+    - `max_iter` (alias `lbfgs_max_iter`, default 500): L-BFGS steps.
+    - `cg_tol` (default 1e-6), `cg_max_iter` (default 100): conjugate gradients of the
+      implicit derivative.
+
+    **Raises:** `ValueError` for unknown keys, listing the valid ones.
+    """
+    opts = dict(DEFAULTS)
+    valid = sorted([*DEFAULTS, *_ALIASES])
+    for key, value in (options or {}).items():
+        if key in _OT_ONLY:
+            continue
+        target = _ALIASES.get(key, key)
+        if target not in DEFAULTS:
+            raise ValueError(f"Unknown smooth_sort option {key!r}; valid keys are {valid}")
+        opts[target] = value
+    for key in DEFAULTS:
+        opts[key] = int(opts[key]) if key.endswith("max_iter") else float(opts[key])
+    return opts
+
+
+def _check_mode(mode: str) -> None:
+    if mode in ("c0", "c1", "c2"):
+        raise ValueError(
+            f"smooth_sort supports mode='smooth' only (and 'hard'), got mode={mode!r}; "
+            "use method='fast_soft_sort' or 'ot' for the c0/c1/c2 modes"
+        )
+    if mode not in ("smooth", "hard"):
+        raise ValueError(
+            f"Invalid mode {mode!r} for method='smooth_sort'; expected 'smooth' or 'hard'"
+        )
+
+
+# --- small banded helpers (last axis = one row) -----------------------------------------------
+
+
+def _lap(v: Array) -> Array:
+    """`L v` along the last axis: `2 v_k − v_{k−1} − v_{k+1}` with zeros outside."""
+    pad = jnp.zeros((*v.shape[:-1], 1), v.dtype)
+    return (
+        2.0 * v - jnp.concatenate([pad, v[..., :-1]], -1) - jnp.concatenate([v[..., 1:], pad], -1)
+    )
+
+
+def _d(v: Array) -> Array:
+    """`D v`: `v_k − v_{k+1}` `(..., n−1)`."""
+    return v[..., :-1] - v[..., 1:]
+
+
+def _dt(e: Array) -> Array:
+    """`Dᵀ e` `(..., n)` for `e` `(..., n−1)`."""
+    pad = jnp.zeros((*e.shape[:-1], 1), e.dtype)
+    return jnp.concatenate([e, pad], -1) - jnp.concatenate([pad, e], -1)
+
+
+class _Tridiag(NamedTuple):
+    """`T = L + diag(sqrt(δ / σ))` and `σ`: `T diag(σ) T` approximates the dual Hessian."""
+
+    slack: Array  # (..., m) σ, floored at the smallest normal float
+    diag: Array  # (..., m) 2 + sqrt(δ / σ)
+
+
+def _tridiag(slack: Array, gap: Array) -> _Tridiag:
+    slack = jnp.maximum(slack, jnp.finfo(slack.dtype).tiny)
+    return _Tridiag(slack, 2.0 + jnp.sqrt(gap / slack))
+
+
+def _tri_solve(tri: _Tridiag, rhs: Array) -> Array:
+    """`T⁻¹ rhs` along the last axis (LAPACK tridiagonal solves)."""
+    off = jnp.ones_like(rhs).at[..., 0].set(0.0)  # (..., m)
+    lower = -off
+    upper = -jnp.roll(off, -1, axis=-1)  # last entry 0
+    return jax.lax.linalg.tridiagonal_solve(lower, tri.diag, upper, rhs[..., None])[..., 0]
+
+
+def _tri_apply(tri: _Tridiag, v: Array) -> Array:
+    """`T v`."""
+    return _lap(v) + (tri.diag - 2.0) * v
+
+
+# --- the dual and its solver ----------------------------------------------------------------------
+
+
+def _capped_exp(u: Array) -> Array:
+    """`exp(u)` up to `u = 60`, continued beyond by its second-order Taylor polynomial at
+    60: convex, C², finite in float32. The optimum has slacks and gaps far below
+    `exp(60)`, so only the trial points of a line search that overshoots see the cap
+    (where `exp` would overflow and turn the dual gradient into `inf − inf`)."""
+    cap = jnp.asarray(60.0, u.dtype)
+    excess = jnp.maximum(u - cap, 0.0)
+    return jnp.exp(jnp.minimum(u, cap)) * (1.0 + excess + 0.5 * excess * excess)
+
+
+def _dual(beta: Array, c: Array, dz: Array) -> Array:
+    """Sum over rows of the dual `g(β)` (rows are independent)."""
+    return (
+        jnp.sum(beta * c) + jnp.sum(_capped_exp(-(dz + _lap(beta)))) + jnp.sum(_capped_exp(-beta))
+    )
+
+
+def _objective(gamma, args):
+    _, c, dz, beta0, tri, _ = args
+    return _dual(beta0 + _tri_solve(tri, gamma / jnp.sqrt(tri.slack)), c, dz)
+
+
+def _error(grad_gamma, args):
+    """Largest dual gradient in β (from the gradient in γ) in units of each row's
+    tolerance, which is raised to the float resolution of the gradient's terms
+    `c − Lσ − δ` (at the phase start) so that rows at the precision floor stop instead of
+    running to `max_iter`."""
+    _, c, _, _, tri, tol = args
+    grad_beta = _tri_apply(tri, grad_gamma * jnp.sqrt(tri.slack))
+    gap = tri.slack * jnp.square(tri.diag - 2.0)
+    size = jnp.max(jnp.abs(c), axis=-1) + 4.0 * jnp.max(tri.slack, axis=-1) + jnp.max(gap, axis=-1)
+    floor = 32.0 * jnp.finfo(c.dtype).eps * size
+    return jnp.max(jnp.max(jnp.abs(grad_beta), axis=-1) / jnp.maximum(tol, floor))
+
+
+def _solve_dual(c: Array, dz: Array, tol: Array, opts: dict) -> Array:
+    """Minimiser `β` `(B, n−1)` of the duals of a batch of rows (tolerances `(B,)`).
+
+    The rows are independent, so their duals are minimised jointly as one sum (one
+    L-BFGS loop for the batch): after preconditioning each row's Hessian is close to
+    the identity, so the joint problem is as well conditioned as each row, and the loop
+    runs once instead of once per row. Two phases: the preconditioner is rebuilt after
+    `_FIRST_PHASE` steps.
+    """
+    optx = require("smooth_sort").optimistix
+    from diffbio.core.soft_ops._impl.sorting._ot_plan import lbfgs_solver_type
+
+    # optimistix's L-BFGS keeps its history in the default float dtype: with float64
+    # enabled, float32 data is solved in float64 (and cast back)
+    wide = jnp.result_type(float)
+    if c.dtype != wide:
+        return _solve_dual(c.astype(wide), dz.astype(wide), tol.astype(wide), opts).astype(c.dtype)
+
+    make = lbfgs_solver_type()
+    noise = 64 * float(jnp.finfo(c.dtype).eps)
+    # start at the dual point of the vertex y_(k) = b_k − b_(k−1) (gaps δ = c), which
+    # is the solution when the scores are far apart: the dual gradient there is −L σ,
+    # tiny unless some scores are close (starting at β = 0 instead leaves L-BFGS steps
+    # of the size of log c, which overflow exp for inputs spread over ±1e3)
+    beta = -jnp.log(jnp.maximum(c, jnp.finfo(c.dtype).tiny))
+    budget = opts["max_iter"]
+    for steps in (min(_FIRST_PHASE, budget), budget):
+        tri = _tridiag(jnp.exp(-(dz + _lap(beta))), jnp.exp(-beta))
+        args = (_error, c, dz, beta, tri, tol)
+        sol = optx.minimise(
+            _objective,
+            make(noise),
+            jnp.zeros_like(c),
+            args=args,
+            max_steps=max(steps, 1),
+            throw=False,
+        )
+        beta = beta + _tri_solve(tri, sol.value / jnp.sqrt(tri.slack))
+    return beta
+
+
+def _reconstruct(b: Array, b_n: Array, slack: Array, gap: Array) -> Array:
+    """`y` `(..., n)` (sorted order) whose gaps are `gap` and whose prefix sums best match
+    `b − slack` and `b_n` in least squares (exact at the optimum; as SoftJAX)."""
+    n = gap.shape[-1] + 1
+    dtype = gap.dtype
+    pad = jnp.zeros((*gap.shape[:-1], 1), dtype)
+    tail = jnp.concatenate([jnp.flip(jnp.cumsum(jnp.flip(gap, -1), -1), -1), pad], -1)  # (..., n)
+    prefix = jnp.cumsum(tail, -1)[..., :-1]  # (..., n−1)
+    k = jnp.arange(1, n, dtype=dtype)
+    num = jnp.sum(k * (b - slack - prefix), -1) + n * (b_n - jnp.sum(tail, -1))  # (...,)
+    den = jnp.sum(k * k) + n * n
+    return (num / den)[..., None] + tail
+
+
+def _primal(zs: Array, delta: Array, opts: dict):
+    """`(y, slack, gap)` in sorted order for sorted scores `zs` `(B, n)` and bound
+    increments `delta` `(B, n)`."""
+    b_all = jnp.cumsum(delta, -1)  # (B, n) b_1 … b_n
+    c = delta[..., :-1] - delta[..., 1:]  # (B, n−1)
+    dz = zs[..., :-1] - zs[..., 1:]  # (B, n−1)
+    n = zs.shape[-1]
+    tiny = jnp.finfo(zs.dtype).tiny
+    spread = jnp.maximum(jnp.std(delta, -1), 1e-6 * (1.0 + jnp.max(jnp.abs(delta), -1)))  # (B,)
+    tol = jnp.maximum(opts["tol"] * spread / jnp.sqrt(n), tiny)
+    beta = _solve_dual(c, dz, tol, opts)
+    slack = jnp.exp(-(dz + _lap(beta)))
+    gap = jnp.exp(-beta)
+    return _reconstruct(b_all[..., :-1], b_all[..., -1], slack, gap), slack, gap
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _project_sorted(zs: Array, delta: Array, opts_items: tuple) -> Array:
+    return _primal(zs, delta, dict(opts_items))[0]
+
+
+def _tangent(slack: Array, gap: Array, dzs: Array, ddelta: Array, opts: dict) -> Array:
+    """`ẏ` `(n,)` of one row (module docstring); linear in `(dzs, ddelta)`."""
+    n = dzs.shape[0]
+    db = jnp.cumsum(ddelta)  # (n,)
+    db_n = db[-1]
+    q = db[:-1] - (db_n / n) * jnp.arange(1, n, dtype=dzs.dtype)  # (n−1,)
+    r = _d(dzs)  # (n−1,)
+    tri = _tridiag(slack, gap)
+
+    def hess(v):  # (L W_σ L + W_δ) v
+        return _lap(slack * _lap(v)) + gap * v
+
+    def precond(v):  # (T W_σ T)⁻¹ v
+        return _tri_solve(tri, _tri_solve(tri, v) / tri.slack)
+
+    def solve(matvec, b):
+        return _pcg(matvec, precond, b, opts["cg_tol"], opts["cg_max_iter"])
+
+    rho = jax.lax.custom_linear_solve(hess, _lap(slack * r + q), solve, symmetric=True)
+    eta = q + slack * (r - _lap(rho))
+    return _dt(eta) + db_n / n
+
+
+@_project_sorted.defjvp
+def _project_sorted_jvp(opts_items, primals, tangents):
+    # implicit derivative of the optimality conditions (module docstring)
+    zs, delta = primals
+    dzs, ddelta = tangents
+    opts = dict(opts_items)
+    y, slack, gap = _primal(zs, delta, opts)
+    dy = jax.vmap(lambda a, b, c, d: _tangent(a, b, c, d, opts))(slack, gap, dzs, ddelta)
+    return y, dy
+
+
+def _pcg(matvec, precond, b, tol, max_iter):
+    from diffbio.core.soft_ops._impl.sorting._ot_plan import _pcg as pcg
+
+    return pcg(matvec, precond, b, tol, max_iter)
+
+
+def _project(z: Array, w: Array, softness: Array, opts: dict) -> Array:
+    """Projection of scores `z / s` onto the smoothed permutahedron of `w`, rows `(..., n)`."""
+    n = z.shape[-1]
+    if n == 1:
+        return w
+    tau = jnp.minimum(softness, 1.0)
+    delta = tau * jax.vmap(_esp.log_ratios)((w / tau).reshape(-1, n))  # (B, n)
+    zf = (z / softness).reshape(-1, n)  # (B, n)
+    order = jnp.argsort(-jax.lax.stop_gradient(zf), axis=-1, stable=True)  # (B, n)
+    zs = jnp.take_along_axis(zf, order, axis=-1)  # (B, n) decreasing
+    ys = _project_sorted(zs, delta, tuple(sorted(opts.items())))  # (B, n)
+    inverse = jnp.argsort(order, axis=-1)
+    return jnp.take_along_axis(ys, inverse, axis=-1).reshape(z.shape)
+
+
+def sort(
+    x: Array,
+    softness: float | Array = 0.1,
+    mode: str = "smooth",
+    descending: bool = False,
+    standardize: bool = True,
+    *,
+    gated_grad: bool = True,
+    options: dict | None = None,
+) -> Array:
+    """Soft sorted values `(..., n)`: `linspace(0, 1, n)` projected onto the smoothed
+    permutahedron of `x` (ascending; flipped for `descending`).
+
+    **Arguments:**
+
+    - `x`: array `(..., n)`.
+    - `softness`: `s > 0` (may be traced and differentiated): the scores are `z / s`
+      and the bounds use `τ = min(s, 1)`.
+    - `mode`: `"smooth"` or `"hard"` (exact `jnp.sort`); c0/c1/c2 raise a `ValueError`.
+    - `descending`: largest first.
+    - `standardize`: accepted and ignored (see the module docstring).
+    - `gated_grad`: accepted for interface compatibility; the values are the projection
+      itself (there is no soft index to stop).
+    - `options`: solver options, see `parse_options`.
+
+    **Returns:** array `(..., n)` of the input's float dtype.
+    """
+    del standardize, gated_grad
+    _check_mode(mode)
+    if mode == "hard":
+        return hard_sort(x, descending)
+    opts = parse_options(options)
+    xc, s = prepare(x, softness)
+    n = x.shape[-1]
+    anchors = jnp.broadcast_to(jnp.arange(n, dtype=xc.dtype) / max(n - 1, 1), xc.shape)
+    values = _project(anchors, xc, s, opts)  # (..., n) ascending
+    if descending:
+        values = jnp.flip(values, axis=-1)
+    return values.astype(output_dtype(x))
+
+
+def rank(
+    x: Array,
+    softness: float | Array = 0.1,
+    mode: str = "smooth",
+    descending: bool = False,
+    standardize: bool = True,
+    *,
+    options: dict | None = None,
+) -> Array:
+    """Soft ranks `(..., n)` in [1, n] (1 = smallest, or largest if `descending`): the
+    scores `±x / s` projected onto the smoothed permutahedron of `(1, …, n)/(n − 1)`,
+    times `n − 1`. Arguments as `sort`."""
+    del standardize
+    _check_mode(mode)
+    if mode == "hard":
+        return hard_rank(x, descending)
+    opts = parse_options(options)
+    xc, s = prepare(x, softness)
+    n = x.shape[-1]
+    scale = max(n - 1, 1)
+    w = jnp.broadcast_to(jnp.arange(1, n + 1, dtype=xc.dtype) / scale, xc.shape)
+    ranks = _project(-xc if descending else xc, w, s, opts) * scale
+    return ranks.astype(output_dtype(x))
+
+
+def top_k(
+    x: Array,
+    k: int,
+    softness: float | Array = 0.1,
+    mode: str = "smooth",
+    standardize: bool = True,
+    *,
+    gated_grad: bool = True,
+    options: dict | None = None,
+) -> tuple[Array, None]:
+    """The k largest soft values `(..., k)`, descending (the first k of the descending
+    `sort`), and `None`: the method produces values only."""
+    n = x.shape[-1]
+    if not 1 <= k <= n:
+        raise ValueError(f"k must satisfy 1 <= k <= n={n}, got k={k}")
+    _check_mode(mode)
+    if mode == "hard":
+        return jax.lax.top_k(x, k)[0], None
+    values = sort(x, softness, mode, True, standardize, gated_grad=gated_grad, options=options)
+    return values[..., :k], None

@@ -1,0 +1,98 @@
+"""Smoke test of the benchmark harness (`make bench`): one operation and method at n = 8,
+one repeat, in this process; checks the table and that the correctness guard catches a
+perturbed output."""
+
+import importlib.util
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from benchmarks import harness, report
+from diffbio.core import soft_ops
+
+N = 8
+
+
+def run(libs: list[harness.Lib]) -> list[dict]:
+    config = harness.Config(
+        ops=["sort"],
+        methods=["softsort"],
+        modes=["smooth"],
+        repeats=1,
+        baselines=False,
+        progress=False,
+    )
+    return harness.run_size(N, config, libs, sink=lambda record: None)
+
+
+def table(records: list[dict]) -> str:
+    args = SimpleNamespace(
+        sizes=[N],
+        ops=["sort"],
+        methods=["softsort"],
+        repeats=1,
+        max_seconds=harness.MAX_SECONDS,
+        max_gib=8.0,
+    )
+    return report.markdown(records, args, wall_seconds=0.0)
+
+
+def cases(records: list[dict], lib: str) -> dict[str, dict]:
+    return {r["pass"]: r for r in records if r.get("kind") == "case" and r["lib"] == lib}
+
+
+def stand_in_peer(scale: float = 1.0) -> harness.Lib:
+    """Our own operations in the peer's place, so the guard is tested without SoftJAX."""
+    return harness.Lib("peer", "soft_ops (stand-in)", soft_ops, scale)
+
+
+@pytest.fixture(scope="module")
+def perturbed() -> list[dict]:
+    """Ours with every output scaled by 1.01, against the unperturbed stand-in peer."""
+    return run([harness.ours_lib(scale=1.01), stand_in_peer()])
+
+
+def test_the_harness_times_both_passes_and_writes_the_table(perturbed):
+    for lib in ("ours", "peer"):
+        timed = cases(perturbed, lib)
+        assert set(timed) == {"fwd", "fwd+bwd"}
+        for record in timed.values():
+            assert record["status"] == "ok", record
+            assert record["finite"] and record["ms"] > 0 and record["base_ms"] > 0
+            assert record["peak_bytes"] > 0 and record["compile_s"] > 0
+    text = table(perturbed)
+    assert "| sort | softsort | smooth | 8 | fwd |" in text
+    assert "| sort | softsort | smooth | 8 | fwd+bwd |" in text
+    assert "## Targets" in text and "## Baselines (pure JAX)" in text
+
+
+def test_guard_flags_a_perturbed_output(perturbed):
+    for record in cases(perturbed, "ours").values():  # fwd: values, fwd+bwd: gradient
+        assert record["delta"] > harness.GUARD_TOL and record["delta_flag"], record
+    assert "guard: outputs differ" in table(perturbed)
+
+
+def test_guard_tolerance():
+    values = np.linspace(-2.0, 2.0, 16, dtype=np.float32)
+    assert harness.guard(values, values) == (0.0, False)
+    assert not harness.guard(values + 5e-4, values)[1]
+    assert harness.guard(values + 5e-3, values)[1]
+    ranks = np.arange(1.0, 4097.0, dtype=np.float32)  # 1e-3 relative above magnitude 1
+    assert not harness.guard(ranks + 1.0, ranks)[1]
+    assert harness.guard(ranks + 10.0, ranks)[1]
+    assert harness.guard(values[:4], values)[1]  # a shape mismatch is flagged
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("softjax") is None,
+    reason="softjax (the peer) is not installed: pip install -e '.[bench]'",
+)
+def test_softjax_agrees_on_the_same_input():
+    peer, why = harness.peer_lib()
+    assert peer is not None, why
+    records = run([harness.ours_lib(), peer])
+    timed = cases(records, "peer")
+    assert {r["status"] for r in timed.values()} == {"ok"}
+    for record in cases(records, "ours").values():
+        assert record["delta"] is not None and not record["delta_flag"], record

@@ -1,0 +1,342 @@
+"""fast_soft_sort kernels (Blondel et al. 2020) against a NumPy Pool Adjacent Violators
+reference (float64), their limits, invariants, gradients and edge cases."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+from scipy.special import expit, logit, logsumexp
+from scipy.stats import rankdata
+
+from diffbio.core.soft_ops._impl.sorting import fast_soft_sort as fss
+
+MODES = ["smooth", "c0", "c1", "c2"]
+_CHEAP = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+
+_RNG = np.random.default_rng(0)
+X = np.concatenate(  # (4, 7): random, ties, a constant row, wide values
+    [
+        _RNG.normal(size=(1, 7)),
+        np.array([[1.0, 0.0, 1.0, 1.0, 2.0, -1.0, 0.0]]),
+        np.full((1, 7), 0.7),
+        _RNG.normal(size=(1, 7)) * 20.0 + 3.0,
+    ]
+)
+
+
+# --- NumPy reference ----------------------------------------------------------------------
+
+
+def _block_value(s, w, mode):
+    """γ with Σ f_i'(γ) = 0 on one block (see `_isotonic`)."""
+    if mode == "c0":
+        return s.mean() - w.mean()
+    if mode == "smooth":
+        return logsumexp(s) - logsumexp(w)
+    power = 2 if mode == "c1" else 3
+    phi = (lambda t: t * np.abs(t)) if mode == "c1" else (lambda t: t**3)
+    reach = (np.abs(w.sum()) / len(s)) ** (1.0 / power) + 1.0
+    lo, hi = s.min() - reach, s.max() + reach
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (lo, mid) if np.sum(phi(mid - s)) + w.sum() > 0 else (mid, hi)
+    return 0.5 * (lo + hi)
+
+
+def _pav(s, w, mode):
+    """ψ(s - v) for the non-increasing isotonic fit `v`, by the stack form of PAV."""
+    blocks = []  # [start, stop, value]
+    for i in range(len(s)):
+        blocks.append([i, i + 1, _block_value(s[i : i + 1], w[i : i + 1], mode)])
+        while len(blocks) > 1 and blocks[-2][2] < blocks[-1][2]:
+            start, stop = blocks[-2][0], blocks[-1][1]
+            blocks[-2:] = [[start, stop, _block_value(s[start:stop], w[start:stop], mode)]]
+    t = s - np.concatenate([np.full(b - a, g) for a, b, g in blocks])
+    return {"c1": t * np.abs(t), "c2": t**3}.get(mode, t)
+
+
+def _standardize(x):
+    mean = x.mean(-1, keepdims=True)
+    std = np.sqrt(x.var(-1, keepdims=True) + 1e-6)
+    return expit((x - mean) / std), mean, std
+
+
+def _anchors(n, first):
+    return (np.arange(n - 1 + first, first - 1, -1)) / max(n - 1, 1)
+
+
+def np_sort(x, softness, mode, descending, standardize):
+    z, mean, std = _standardize(x) if standardize else (x, 0.0, 1.0)
+    n = x.shape[-1]
+    out = np.stack([_pav(_anchors(n, 0) / softness, -np.sort(-row), mode) for row in z])
+    out = out if descending else out[:, ::-1]
+    return logit(np.clip(out, 1e-10, 1 - 1e-10)) * std + mean if standardize else out
+
+
+def np_rank(x, softness, mode, descending, standardize):
+    z = _standardize(x)[0] if standardize else x
+    key = -z if descending else z
+    n = x.shape[-1]
+    out = np.empty_like(key)
+    for r, row in enumerate(key):
+        order = np.argsort(-row, kind="stable")
+        out[r, order] = _pav(row[order] / softness, _anchors(n, 1), mode) * max(n - 1, 1)
+    return out
+
+
+# --- compiled kernels ----------------------------------------------------------------------
+
+_VARIANTS = [(std, desc) for std in (True, False) for desc in (False, True)]
+
+
+def _all_outputs(mode):
+    """Every sort / rank variant for one mode, as a function of `(x, softness)`."""
+
+    def f(x, softness):
+        return {
+            (op, std, desc): kernel(x, softness, mode, desc, std)
+            for op, kernel in (("sort", fss.sort), ("rank", fss.rank))
+            for std, desc in _VARIANTS
+        }
+
+    return f
+
+
+@pytest.fixture
+def outputs64(cheap_jit):
+    """`outputs64(mode, x, softness)`: all variants in float64, compiled once per mode."""
+
+    def run(mode, x, softness):
+        with jax.enable_x64(True):
+            args = (jnp.asarray(x, jnp.float64), jnp.float64(softness))
+            out = cheap_jit(("outputs64", mode), _all_outputs(mode), *args)
+            return {k: np.asarray(v) for k, v in out.items()}
+
+    return run
+
+
+# --- tests -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_matches_numpy_pav(outputs64, mode):
+    for softness in (0.05, 0.3, 2.0):
+        got = outputs64(mode, X, softness)
+        for (op, std, desc), value in got.items():
+            reference = (np_sort if op == "sort" else np_rank)(X, softness, mode, desc, std)
+            np.testing.assert_allclose(
+                value, reference, rtol=1e-9, atol=1e-9, err_msg=str((op, std, desc, softness))
+            )
+
+
+def _tied_ranks(x, descending, mode):
+    """Hard ranks; tied inputs pool their ranks: the mean (scipy's average ranks), or for
+    the entropic mode the log-mean-exp of the ranks / (n - 1)."""
+    if mode != "smooth":
+        return rankdata(-x if descending else x, axis=-1)
+    n = x.shape[-1]
+    low = rankdata(-x if descending else x, axis=-1, method="min")
+    high = rankdata(-x if descending else x, axis=-1, method="max")
+    out = np.empty_like(x)
+    for idx in np.ndindex(x.shape):
+        ranks = np.arange(low[idx], high[idx] + 1) / (n - 1)
+        out[idx] = (logsumexp(ranks) - np.log(len(ranks))) * (n - 1)
+    return out
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_limits_of_the_softness(outputs64, mode):
+    n = X.shape[-1]
+    hard = outputs64(mode, X, 1e-7)
+    for std, desc in _VARIANTS:
+        np.testing.assert_allclose(
+            hard[("sort", std, desc)],
+            np.sort(X)[:, ::-1] if desc else np.sort(X),
+            rtol=1e-6,
+            atol=1e-6,
+        )
+        np.testing.assert_allclose(hard[("rank", std, desc)], _tied_ranks(X, desc, mode), atol=1e-6)
+    flat = outputs64(mode, X, 1e7)
+    if mode == "smooth":  # every position pools: log-mean-exp of the values / anchors
+        mean_sort = logsumexp(X, axis=-1, keepdims=True) - np.log(n)
+        mean_rank = (logsumexp(_anchors(n, 1)) - np.log(n)) * (n - 1)
+    else:  # c0, c1, c2: the mean
+        mean_sort, mean_rank = X.mean(-1, keepdims=True), (n + 1) / 2
+    for desc in (False, True):
+        np.testing.assert_allclose(
+            flat[("sort", False, desc)], np.broadcast_to(mean_sort, X.shape), rtol=1e-5, atol=1e-5
+        )
+        for std in (False, True):
+            np.testing.assert_allclose(
+                flat[("rank", std, desc)], np.full(X.shape, mean_rank), rtol=1e-5, atol=1e-5
+            )
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_sorted_and_sum_preserving(outputs64, mode):
+    n = X.shape[-1]
+    got = outputs64(mode, X, 0.3)
+    for (op, std, desc), value in got.items():
+        if op == "sort":
+            steps = np.diff(value, axis=-1) * (-1 if desc else 1)
+            assert np.all(steps >= -1e-12), (op, std, desc)
+        else:  # ranks order like the inputs (ties share their rank)
+            key = -X if desc else X
+            for row, k in zip(value, key, strict=True):
+                order = np.argsort(k, kind="stable")
+                assert np.all(np.diff(row[order]) >= -1e-12), (op, std, desc)
+    # the projection keeps Σ ψ^{-1}-weighted totals: Σ values for c0/c1/c2, Σ exp for smooth
+    total = (lambda v: np.exp(v).sum(-1)) if mode == "smooth" else (lambda v: v.sum(-1))
+    np.testing.assert_allclose(total(got[("sort", False, False)]), total(X), rtol=1e-10)
+    anchors = _anchors(n, 1)
+    np.testing.assert_allclose(
+        total(got[("rank", False, True)] / (n - 1)), np.full(len(X), total(anchors)), rtol=1e-10
+    )
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_gradients_match_finite_differences(mode):
+    def f(x, softness):
+        parts = [
+            fss.sort(x, softness, mode),
+            fss.rank(x, softness, mode, descending=True),
+            fss.sort(x, softness, mode, standardize=False),
+        ]
+        return jnp.concatenate([p.reshape(-1) for p in parts])
+
+    with jax.enable_x64(True):
+        x = jnp.asarray(np.random.default_rng(2).normal(size=(2, 5)), dtype=jnp.float64)
+        check_grads(jax.jit(f), (x, 0.3), order=1, modes=("fwd", "rev"), atol=1e-6, rtol=1e-6)
+        # exact ties and a constant row: finite, also at a softness where nothing pools
+        ties = jnp.array([[1.0, 0.0, 1.0, 1.0, 2.0], [3.0, 3.0, 3.0, 3.0, 3.0]])
+        grad = jax.jit(
+            jax.grad(lambda x, s: jnp.sum(jnp.cos(f(x, s))), argnums=(0, 1)),
+            compiler_options=_CHEAP,
+        )
+        for softness in (0.3, 1e-4):
+            gx, gs = grad(ties, softness)
+            assert bool(jnp.all(jnp.isfinite(gx))) and bool(jnp.isfinite(gs)), softness
+
+
+def _finite_everything(x, softness):
+    """Values and gradients (in x and the softness) of every mode, sort and rank."""
+
+    def loss(x, softness):
+        total = 0.0
+        for mode in MODES:
+            for std in (True, False):
+                total += jnp.sum(jnp.cos(fss.sort(x, softness, mode, standardize=std)))
+                total += jnp.sum(jnp.cos(fss.rank(x, softness, mode, standardize=std)))
+        return total
+
+    value, grads = jax.value_and_grad(loss, argnums=(0, 1))(x, softness)
+    return value, *grads
+
+
+def test_float32_edge_cases_are_finite(cheap_jit):
+    rows = np.array(
+        [[1.0, 0.0, 1.0, 1.0, 2.0], [3.0] * 5, [1e30, -1e30, 0.0, 1e29, 5.0], [1e-30] * 5]
+    )
+    for scale in (1.0, 1e-20):
+        x = jnp.asarray(rows[:2] * scale, jnp.float32)
+        for softness in (1e-6, 0.1, 1e6):
+            out = cheap_jit("finite", _finite_everything, x, jnp.float32(softness))
+            assert all(bool(jnp.all(jnp.isfinite(v))) for v in out), (scale, softness)
+    with jax.enable_x64(True):  # |x| up to 1e30 (unstandardised moments would overflow)
+        x = jnp.asarray(rows[2:], jnp.float64)
+        for softness in (1e-6, 1e6):
+            out = cheap_jit("finite64", _finite_everything, x, jnp.float64(softness))
+            assert all(bool(jnp.all(jnp.isfinite(v))) for v in out), softness
+
+
+def test_float32_n4096_is_finite(cheap_jit):
+    x = jnp.asarray(np.random.default_rng(3).normal(size=(2, 4096)), jnp.float32)
+    x = x.at[1, ::2].set(0.5)  # many ties
+    out = cheap_jit("finite4096", _finite_everything, x, jnp.float32(0.1))
+    assert all(bool(jnp.all(jnp.isfinite(v))) for v in out)
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_tiny_rows(n):
+    x = jnp.asarray(np.random.default_rng(4).normal(size=(3, n)), jnp.float32)
+    for mode in MODES:
+        if n == 1:
+            np.testing.assert_allclose(fss.sort(x, 0.5, mode), np.sort(x), rtol=1e-5, atol=1e-6)
+        ranks = fss.rank(x, 0.5, mode)
+        assert ranks.shape == x.shape
+        if mode != "smooth":  # the log-KL smooth mode does not keep the sum
+            np.testing.assert_allclose(ranks.sum(-1), n * (n + 1) / 2, rtol=1e-5)
+        assert bool(jnp.all((ranks >= 1 - 1e-5) & (ranks <= n + 1e-5)))
+
+        def total(x, mode=mode):
+            return jnp.sum(jnp.sin(fss.sort(x, 0.5, mode) + fss.rank(x, 0.5, mode)))
+
+        assert bool(jnp.all(jnp.isfinite(jax.grad(total)(x))))
+
+
+def test_jit_and_vmap_agree_with_eager():
+    x = jnp.asarray(X, jnp.float32)
+
+    def f(x):
+        return fss.sort(x, 0.2, "c1"), fss.rank(x, 0.2, "smooth", descending=True)
+
+    eager = f(x)
+    jitted = jax.jit(f)(x)
+    mapped = jax.jit(jax.vmap(f))(x)
+    batched = jax.jit(jax.vmap(jax.vmap(f)))(jnp.stack([x, x]))
+    for value, a, b, c in zip(eager, jitted, mapped, batched, strict=True):
+        np.testing.assert_allclose(a, value, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(b, value, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(c[1], value, rtol=1e-6, atol=1e-6)
+
+
+def test_descending_and_top_k(outputs64):
+    got = outputs64("c1", X, 0.3)
+    for std in (True, False):
+        np.testing.assert_allclose(got[("sort", std, True)], got[("sort", std, False)][:, ::-1])
+    x = jnp.asarray(X, jnp.float32)
+    np.testing.assert_allclose(
+        fss.rank(x, 0.3, "smooth", descending=True),
+        fss.rank(-x, 0.3, "smooth"),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    values, index = fss.top_k(x, 3, 0.3, "c0")
+    assert index is None
+    np.testing.assert_allclose(values, fss.sort(x, 0.3, "c0", descending=True)[:, :3])
+    values, index = fss.top_k(x, 3, mode="hard")
+    assert index is None
+    np.testing.assert_array_equal(values, jax.lax.top_k(x, 3)[0])
+
+
+def test_hard_mode_and_dtypes():
+    x = jnp.asarray(X, jnp.float32)
+    np.testing.assert_array_equal(fss.sort(x, mode="hard"), jnp.sort(x, axis=-1))
+    np.testing.assert_array_equal(
+        fss.rank(x, mode="hard", descending=True), rankdata(-X, axis=-1).astype(np.float32)
+    )
+    for dtype in (jnp.bfloat16, jnp.float16):
+        xs = x.astype(dtype)
+        assert fss.sort(xs, 0.01).dtype == dtype
+        assert fss.rank(xs, 0.01, "c2").dtype == dtype
+        # c0 gives tied inputs their average rank (the smooth mode does not, see below);
+        # bfloat16 spacing is 1/32 between 4 and 8
+        np.testing.assert_allclose(
+            np.asarray(fss.rank(xs, 0.001, "c0"), np.float32),
+            rankdata(np.asarray(xs, np.float32), axis=-1),
+            atol=0.07,
+        )
+
+
+def test_smooth_mode_ties_share_the_log_kl_rank():
+    """The smooth mode is the log-KL projection `s - v` (SoftJAX's variant): a block of `m`
+    tied inputs gets `(n - 1)·(logsumexp(ρ'_B) - log m)`, whatever the softness, not the
+    average rank. A constant row of 7 gives 4.3297 instead of 4 (SoftJAX 0.1.1: 4.329712)."""
+    n = 7
+    anchors = _anchors(n, 1)
+    want = (n - 1) * (logsumexp(anchors) - np.log(n))
+    for softness in (1.0, 1e-3):
+        got = fss.rank(jnp.full((n,), 0.7, jnp.float32), softness)
+        np.testing.assert_allclose(got, np.full(n, want), rtol=5e-5)  # float32
+    np.testing.assert_allclose(want, 4.329712, rtol=5e-5)

@@ -1,0 +1,226 @@
+"""`smooth_sort` kernels: reference solutions, SoftJAX's numbers, invariants and
+derivatives."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+pytest.importorskip("optimistix")
+
+from diffbio.core.soft_ops._impl.sorting import _esp, smooth_sort  # noqa: E402
+
+X = [0.3, -1.2, 0.8, 0.5, 2.0, -0.4]
+TIGHT = {"tol": 1e-12, "max_iter": 5000, "cg_tol": 1e-13}
+
+# The exact optimum (float64 Newton on the same dual, with SoftJAX 0.1.1's smooth bounds).
+NEWTON = {
+    0.3: {
+        "sort": [
+            -0.869929970701,
+            -0.316642026276,
+            0.128060838875,
+            0.524900230591,
+            0.961914299163,
+            1.57169662835,
+        ],
+        "rank": [
+            3.27897755893,
+            0.145729606163,
+            4.6988605621,
+            3.9067428483,
+            6.93697075074,
+            2.03271867376,
+        ],
+    },
+    2.0: {
+        "sort": [
+            -1.27676277571,
+            -0.614974325793,
+            0.0121761291965,
+            0.643231262643,
+            1.2795528481,
+            1.95677686156,
+        ],
+        "rank": [
+            2.36594092031,
+            -3.33466371461,
+            7.1475501749,
+            4.68642008705,
+            10.3951191602,
+            -0.260366627855,
+        ],
+    },
+}
+# SoftJAX 0.1.1 `sort` / `rank(descending=False)` with `method="smooth_sort"` in float64:
+# its L-BFGS stops at its fixed tolerance (rtol = atol = 1e-5), within 1e-4 of the optimum.
+SOFTJAX = {
+    0.3: {
+        "sort": [-0.8699292048, -0.3166401522, 0.128062307, 0.5248997136, 0.961912872, 1.571696001],
+        "rank": [3.27897799, 0.1457399774, 4.698856945, 3.906741135, 6.936970229, 2.032723824],
+    },
+    2.0: {
+        "sort": [
+            -1.276750201,
+            -0.6149643143,
+            0.01218178639,
+            0.6432317054,
+            1.279548239,
+            1.956768889,
+        ],
+        "rank": [2.365960688, -3.33460034, 7.147538982, 4.68642671, 10.39507749, -0.2603293482],
+    },
+}
+
+
+def _log_ratios_reference(u):
+    """`log e_k − log e_{k−1}` by the plain log-domain recurrence (float64)."""
+    u = np.asarray(u, np.float64)
+    log_e = np.full(len(u) + 1, -np.inf)
+    log_e[0] = 0.0
+    for value in u:
+        shifted = np.concatenate([[-np.inf], log_e[:-1]])
+        log_e = np.logaddexp(log_e, value + shifted)
+    return log_e[1:] - log_e[:-1]
+
+
+def test_esp_log_ratios_in_float32():
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 9, 40):
+        for tau in (1.0, 0.01):
+            w = rng.normal(size=n)
+            w[: n // 3] = w[0]  # ties
+            got = jax.jit(_esp.log_ratios)(jnp.asarray(w / tau, jnp.float32))
+            want = _log_ratios_reference(w / tau)
+            np.testing.assert_allclose(got, want, rtol=2e-6, atol=2e-6 * np.abs(want).max())
+
+
+def test_float64_optimum_softjax_and_finite_differences(cheap_jit):
+    with jax.enable_x64(True):
+        x = jnp.asarray(X, jnp.float64)
+        for s, want in NEWTON.items():
+            got = cheap_jit(
+                "x64",
+                lambda x, s: (
+                    smooth_sort.sort(x, s, options=TIGHT),
+                    smooth_sort.rank(x, s, options=TIGHT),
+                ),
+                x,
+                jnp.float64(s),
+            )
+            np.testing.assert_allclose(got[0], want["sort"], atol=1e-10)
+            np.testing.assert_allclose(got[1], want["rank"], atol=1e-9)
+            np.testing.assert_allclose(got[0], SOFTJAX[s]["sort"], atol=1e-4)
+            np.testing.assert_allclose(got[1], SOFTJAX[s]["rank"], atol=1e-4)
+
+        weights = jnp.cos(jnp.arange(6.0))
+
+        def loss(x, s):
+            values = smooth_sort.sort(x, s, options=TIGHT)
+            ranks = smooth_sort.rank(x, s, descending=True, options=TIGHT)
+            return jnp.sum(weights * values, -1) + jnp.sum(weights[::-1] * ranks, -1)
+
+        h = 1e-6
+        batch = jnp.asarray(np.concatenate([X + h * np.eye(6), X - h * np.eye(6)]))
+        tangent = jnp.asarray(np.sin(np.arange(6.0)))
+
+        def derivatives(x, s, batch, t):
+            gx, gs = jax.grad(loss, (0, 1))(x, s)
+            jvp = jax.jvp(lambda x: loss(x, s), (x,), (t,))[1]
+            bumped = loss(jnp.stack([x, x]), jnp.stack([s + h, s - h])[:, None])
+            return gx, gs, jvp, loss(batch, s), bumped
+
+        gx, gs, jvp, values, bumped = cheap_jit(
+            "x64-fd", derivatives, x, jnp.float64(0.3), batch, tangent
+        )
+        fd_x = (values[:6] - values[6:]) / (2 * h)
+        np.testing.assert_allclose(gx, fd_x, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(gs, (bumped[0] - bumped[1]) / (2 * h), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(jvp, fd_x @ np.asarray(tangent), rtol=1e-6, atol=1e-7)
+
+
+def test_float32_invariants_limits_and_gradients(cheap_jit):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(3, 9)).astype(np.float32)
+    x[1, :5] = 0.5  # ties
+    x[2] = -0.75  # constant row
+
+    def run(x, s):
+        grads = jax.grad(lambda x, s: jnp.sum(jnp.sin(smooth_sort.sort(x, s))), (0, 1))(x, s)
+        return (
+            smooth_sort.sort(x, s),
+            smooth_sort.rank(x, s),
+            smooth_sort.top_k(x, 3, s)[0],
+            smooth_sort.sort(x, 1e-3),
+            grads,
+        )
+
+    values, ranks, top, sharp, (gx, gs) = cheap_jit("f32", run, jnp.asarray(x), jnp.float32(0.3))
+    n = x.shape[-1]
+    np.testing.assert_allclose(values.sum(-1), x.sum(-1), rtol=1e-5, atol=1e-5)  # Σ y = Σ x
+    np.testing.assert_allclose(ranks.sum(-1), n * (n + 1) / 2, rtol=1e-5)
+    assert (np.diff(np.asarray(values), axis=-1) >= -1e-5).all()
+    # a constant row is spread symmetrically about its value: the smooth bounds of equal
+    # inputs exceed the hard ones by τ log C(n, k)
+    np.testing.assert_allclose(values[2] + values[2, ::-1], -1.5, atol=1e-4)
+    np.testing.assert_allclose(top, np.asarray(values)[:, ::-1][:, :3], atol=1e-6)
+    np.testing.assert_allclose(sharp[0], np.sort(x[0]), atol=1e-3)  # distinct inputs
+    np.testing.assert_allclose(sharp, np.sort(x, -1), atol=1e-2)  # ties spread by ~τ log n
+    assert np.isfinite(gx).all() and np.isfinite(gs)
+
+
+def test_jit_vmap_small_n_and_top_k(cheap_jit):
+    x = jnp.array([[0.3, -1.2, 0.8, 0.5], [2.0, -0.4, 0.1, 0.1]], jnp.float32)
+
+    def run(x, x1, x2):
+        f = lambda r: smooth_sort.sort(r, 0.2)  # noqa: E731
+        return f(x), jax.vmap(f)(x), f(x1), smooth_sort.rank(x2, 0.2)
+
+    batched, mapped, one, rank_two = cheap_jit(
+        "small", run, x, jnp.array([[0.7]]), jnp.array([[0.7, -0.2]])
+    )
+    # a batch is solved jointly, so rows agree to the solver tolerance, not bitwise
+    np.testing.assert_allclose(mapped, batched, atol=5e-5)
+    np.testing.assert_allclose(one, [[0.7]])
+    assert rank_two[0, 0] > rank_two[0, 1]
+    np.testing.assert_allclose(rank_two.sum(), 3.0, atol=2e-5)
+    values, index = smooth_sort.top_k(x, 2, 0.2, "hard")
+    assert index is None
+    np.testing.assert_array_equal(values, jax.lax.top_k(x, 2)[0])
+
+
+@pytest.mark.slow
+def test_eager_equals_jit():
+    x = jnp.array([[0.3, -1.2, 0.8, 0.5]], jnp.float32)
+    np.testing.assert_allclose(
+        smooth_sort.rank(x, 0.2), jax.jit(lambda x: smooth_sort.rank(x, 0.2))(x), atol=1e-6
+    )
+
+
+def test_modes_and_options_are_validated():
+    x = jnp.array([[0.3, -1.2, 0.8]])
+    for mode in ("c0", "c1", "c2"):
+        with pytest.raises(ValueError, match="smooth_sort supports mode='smooth' only"):
+            smooth_sort.sort(x, 0.1, mode)
+        with pytest.raises(ValueError, match="smooth_sort supports mode='smooth' only"):
+            smooth_sort.rank(x, 0.1, mode)
+    with pytest.raises(ValueError, match="Invalid mode"):
+        smooth_sort.top_k(x, 1, 0.1, "soft")
+    with pytest.raises(ValueError, match="k must satisfy"):
+        smooth_sort.top_k(x, 4, 0.1)
+    with pytest.raises(ValueError, match="valid keys are"):
+        smooth_sort.sort(x, 0.1, options={"sinkhorn_tolerance": 1e-3})
+    # the Sinkhorn keys of method="ot" are ignored, so one ot_kwargs serves both methods
+    assert smooth_sort.parse_options({"sinkhorn_tol": 1e-3}) == smooth_sort.DEFAULTS
+    assert smooth_sort.parse_options({"lbfgs_max_iter": 9})["max_iter"] == 9
+    np.testing.assert_array_equal(
+        smooth_sort.rank(x, 0.1, "hard", descending=True), [[2.0, 3.0, 1.0]]
+    )
+
+
+def test_float32_n4096_finite(cheap_jit):
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(1, 4096)), jnp.float32)
+    x = x.at[0, :100].set(0.5)  # ties
+    loss = lambda x: jnp.sum(jnp.sin(smooth_sort.sort(x, 0.1)))  # noqa: E731
+    value, grad = cheap_jit("n4096", jax.value_and_grad(loss), x)
+    assert np.isfinite(value) and np.isfinite(grad).all()
