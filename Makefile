@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: install generate check-generated lint test test-full demo bench bench-quick docs docs-serve clean
+.PHONY: install generate check-generated lint test test-full demo bench bench-quick stress docs docs-serve clean
 
 install: $(STAMP)
 
@@ -33,11 +33,11 @@ lint: $(STAMP)
 test: $(STAMP)
 	$(MAKE) --no-print-directory check-generated
 	$(MAKE) --no-print-directory lint
-	$(PY) -m pytest -q -n $(PYTEST_WORKERS) -m "not slow and not fuzz"
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) -m "not slow and not fuzz and not peer"
 
 test-full: $(STAMP)
 	$(MAKE) --no-print-directory check-generated
-	$(PY) -m pytest -q -n $(PYTEST_WORKERS)
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) -m "not peer"
 
 demo: $(STAMP)
 	$(PY) -m examples
@@ -52,10 +52,15 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 	@touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)
+	$(PY) -m pytest -q -m peer tests/benchmarks
 	$(PY) -m benchmarks $(BENCH_ARGS)
 
 bench-quick: $(BENCH_STAMP)
 	$(PY) -m benchmarks --sizes 64 512 --repeats 3 $(BENCH_ARGS)
+
+# Float32 against float64 per method and mode, and the distance to hard at a small softness
+stress: $(STAMP)
+	$(PY) -m benchmarks.stress $(STRESS_ARGS)
 
 docs: $(STAMP)
 	$(PY) -m mkdocs build --strict --site-dir site

@@ -26,7 +26,7 @@ DOCS = Path(__file__).resolve().parents[1]
 OUT = DOCS / "assets" / "generated"
 MODES = ("hard", "smooth", "c0", "c1", "c2")
 SOFTNESSES = (0.1, 0.3, 1.0)
-METHODS = ("softsort", "neuralsort", "sorting_network")
+METHODS = ("softsort", "neuralsort", "sorting_network", "ot")
 
 
 def _save(fig: plt.Figure, path: Path) -> None:
@@ -82,7 +82,7 @@ def soft_vs_hard(path: Path) -> None:
 def argsort_heatmaps(path: Path) -> None:
     """The soft permutation matrix of argsort, one panel per method."""
     x = jnp.array([0.3, -1.2, 2.0, 0.9, 0.1, -0.4, 1.5, -2.0])
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    fig, axes = plt.subplots(1, len(METHODS), figsize=(4.3 * len(METHODS), 4))
     for ax, method in zip(axes, METHODS, strict=True):
         p = np.asarray(soft_ops.argsort(x, softness=0.05, method=method))
         image = ax.imshow(p, vmin=0.0, vmax=1.0, cmap="viridis")

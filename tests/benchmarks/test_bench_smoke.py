@@ -2,7 +2,6 @@
 one repeat, in this process; checks the table and that the correctness guard catches a
 perturbed output."""
 
-import importlib.util
 from types import SimpleNamespace
 
 import numpy as np
@@ -84,10 +83,7 @@ def test_guard_tolerance():
     assert harness.guard(values[:4], values)[1]  # a shape mismatch is flagged
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("softjax") is None,
-    reason="softjax (the peer) is not installed: pip install -e '.[bench]'",
-)
+@pytest.mark.peer
 def test_softjax_agrees_on_the_same_input():
     peer, why = harness.peer_lib()
     assert peer is not None, why
