@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 from tests.generated.cases import METHODS, OPS
 
 DTYPES = ("float32", "float64", "bfloat16")
-FUZZED_CATEGORIES = ("elementwise", "comparison", "logical", "safe_math", "sorting", "quantile")
+FUZZED_CATEGORIES = (
+    "elementwise", "comparison", "logical", "safe_math", "selection", "sorting", "quantile"
+)
 SHAPES = ((1,), (2,), (5,), (3, 4))
 """Array shapes: n = 1, 2, an odd n, and a batch of rows."""
 

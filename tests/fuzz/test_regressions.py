@@ -42,3 +42,43 @@ def test_hard_abs_of_a_subnormal_matches_jitted_jnp():
     ours = jax.jit(lambda v: soft_ops.abs(v, mode="hard"))(x)
     reference = jax.jit(jnp.abs)(x)
     np.testing.assert_array_equal(np.asarray(ours), np.asarray(reference))
+
+
+def test_standardize_of_huge_values_does_not_overflow():
+    """top_k(x=[0, 1e30], k=1, softness=1e-5) in float32: the standardisation's variance
+    (5e29)² overflowed, so std = inf, every z = 0.5, sorted values NaN (methods that map
+    back through std) and the softness gradient NaN. The moments are now taken of
+    x / max|x| and scaled back."""
+    x = jnp.asarray([0.0, 1e30], dtype=jnp.float32)
+    for method in ("softsort", "neuralsort", "sorting_network", "fast_soft_sort", "ot"):
+        for op, extra in (("top_k", {"k": 1}), ("sort", {}), ("max", {})):
+
+            def total(x, s, op=op, extra=extra, method=method):
+                out = getattr(soft_ops, op)(x, softness=s, method=method, **extra)
+                return sum(jnp.sum(leaf) for leaf in jax.tree_util.tree_leaves(out))
+
+            value = total(x, jnp.float32(1e-5))
+            gx, gs = jax.grad(total, argnums=(0, 1))(x, jnp.float32(1e-5))
+            assert np.isfinite(value) and np.all(np.isfinite(gx)) and np.isfinite(gs), (
+                op, method, value, gx, gs)
+        top = soft_ops.top_k(x, 1, softness=1e-5, method=method)[0]
+        np.testing.assert_allclose(top, [1e30], rtol=1e-4, err_msg=method)
+    # the standardised scores are unchanged for ordinary inputs
+    from diffbio.core.soft_ops._impl.sorting._common import standardize
+
+    y = jnp.asarray([[0.3, -2.0, 5.0, 1.0]], jnp.float32)
+    mean, std = y.mean(), jnp.sqrt(y.var() + 1e-6)
+    np.testing.assert_allclose(standardize(y), jax.nn.sigmoid((y - mean) / std), rtol=1e-6)
+    np.testing.assert_allclose(standardize(y * 1e25), standardize(y), rtol=1e-5)
+
+
+def test_quantile_of_one_huge_value_is_finite():
+    """quantile([1e30], q=0) in float32 (softsort): with the moments scaled by c = 1e30,
+    1e-6 / c² underflowed and a one-element (constant) row got std = 0 and z = 0/0. The
+    std is floored at sqrt(1e-6), its exact value for a constant row."""
+    for value in (1e30, 9.22337194e15):
+        x = jnp.asarray([value], jnp.float32)
+        for op in (soft_ops.quantile, soft_ops.argquantile):
+            out = op(x, 0.0, softness=1.0, method="softsort")
+            assert np.all(np.isfinite(np.asarray(out))), (op, value, out)
+        np.testing.assert_allclose(soft_ops.quantile(x, 0.0, softness=1.0), value, rtol=1e-6)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
-from jax import Array
+from jax import Array, lax
 
 from diffbio.core.soft_ops._impl.simplex import project_simplex
 
@@ -49,11 +49,28 @@ def prepare(x: Array, softness: float | Array) -> tuple[Array, Array]:
 # --- standardisation -----------------------------------------------------------------
 
 
+def _row_scale(x: Array) -> Array:
+    """`max |x|` along the last axis `(..., 1)`, at least 1, held constant for the
+    derivative (it cancels out of every quantity it scales)."""
+    scale = jnp.max(jnp.abs(lax.stop_gradient(x)), axis=-1, keepdims=True)
+    return jnp.where(jnp.isfinite(scale) & (scale > 1.0), scale, 1.0)
+
+
 def standardize_with_stats(x: Array) -> tuple[Array, Array, Array]:
-    """`(z, mean, std)` with `z = sigmoid((x - mean) / std)`, `std = sqrt(var + 1e-6)`."""
-    mean = jnp.mean(x, axis=-1, keepdims=True)  # (..., 1)
-    var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)  # (..., 1)
-    std = jnp.sqrt(var + STANDARDIZE_EPS)  # (..., 1)
+    """`(z, mean, std)` with `z = sigmoid((x - mean) / std)`, `std = sqrt(var + 1e-6)`.
+
+    The moments are taken of `x / c` with `c = max(1, max |x|)` and scaled back,
+    `std = max(c · sqrt(var(x / c) + 1e-6 / c²), 1e-3)`: the same numbers, but `var`
+    no longer overflows for |x| beyond 1e19 in float32 (which made every `z` equal and the
+    derivatives NaN).
+    """
+    c = _row_scale(x)  # (..., 1)
+    mean = c * jnp.mean(x / c, axis=-1, keepdims=True)  # (..., 1)
+    var = jnp.mean(jnp.square((x - mean) / c), axis=-1, keepdims=True)  # (..., 1)
+    # the floor sqrt(1e-6) is the exact value for a constant row when 1e-6 / c²
+    # underflows (c > 1e16 in float32)
+    floor = jnp.sqrt(jnp.asarray(STANDARDIZE_EPS, x.dtype))
+    std = jnp.maximum(c * jnp.sqrt(var + STANDARDIZE_EPS / jnp.square(c)), floor)  # (..., 1)
     return jax.nn.sigmoid((x - mean) / std), mean, std  # (..., n), (..., 1), (..., 1)
 
 

@@ -47,21 +47,43 @@ from diffbio.core.soft_ops._impl.sorting._common import (
 
 
 def _layers(size: int) -> list[tuple[int, np.ndarray]]:
-    """`(distance d, takes_min mask)` for each layer of the ascending bitonic network.
+    """`(distance d, ascending mask (N / 2d, d))` for each layer of the ascending
+    bitonic network of `size` inputs.
 
-    In a layer with distance `d`, position `i` is compared with `i ^ d`; it receives the
-    minimum when it is the lower index of a pair in an ascending block (or the upper
-    index in a descending block).
+    In a layer with distance `d`, position `i` (with bit `d` clear) is compared with
+    `i + d`: the pair sits at `[block, 0, offset]` and `[block, 1, offset]` of the
+    `(N / 2d, 2, d)` view. In an ascending block the lower position receives the
+    minimum, in a descending block the maximum.
     """
     layers = []
-    index = np.arange(size)
     for phase in range(size.bit_length() - 1):
-        ascending = (index & (2 << phase)) == 0
         for step in range(phase, -1, -1):
             d = 1 << step
-            lower = (index & d) == 0
-            layers.append((d, ascending == lower))
+            lower = np.arange(size).reshape(size // (2 * d), 2, d)[:, 0, :]  # (N/2d, d)
+            layers.append((d, (lower & (2 << phase)) == 0))
     return layers
+
+
+def _layer(
+    v: Array, d: int, ascending: np.ndarray, softness: Array, mode: str
+) -> tuple[Array, Array]:
+    """One layer: `(new values (..., N), mix (..., N))` with `new = (1 - mix) v +
+    mix v[i ^ d]`. Each pair is compared once, on the `(..., N / 2d, 2, d)` view (no
+    gather, half the comparator evaluations of an elementwise form)."""
+    shape = v.shape
+    size = shape[-1]
+    pairs = v.reshape(*shape[:-1], size // (2 * d), 2, d)
+    a, b = pairs[..., 0, :], pairs[..., 1, :]  # (..., N/2d, d): lower and upper index
+    sigma = sigmoidal(a - b, softness, mode)  # (..., N/2d, d): weight of b in the minimum
+    # (1 - σ) a + σ b, not a + σ (b - a): exact when the comparison is decided
+    # (σ = 0 or 1) however far apart a and b are.
+    low = sigma * b + (1.0 - sigma) * a
+    high = sigma * a + (1.0 - sigma) * b
+    first = jnp.where(ascending, low, high)
+    second = jnp.where(ascending, high, low)
+    values = jnp.stack([first, second], axis=-2).reshape(shape)  # (..., N)
+    mix = jnp.where(ascending, sigma, 1.0 - sigma)  # both positions take this from the other
+    return values, jnp.stack([mix, mix], axis=-2).reshape(shape)  # (..., N), (..., N)
 
 
 def _partner(a: Array, d: int, axis: int) -> Array:
@@ -97,13 +119,8 @@ def _network(z: Array, softness: Array, mode: str, track: bool) -> tuple[Array, 
     v = _pad(z, softness)  # (..., N)
     size = v.shape[-1]
     p = jnp.broadcast_to(jnp.eye(size, dtype=v.dtype), (*v.shape[:-1], size, size))  # (..., N, N)
-    for d, takes_min in _layers(size):
-        partner = _partner(v, d, -1)  # (..., N)
-        sigma = sigmoidal(v - partner, softness, mode)  # (..., N)
-        mix = jnp.where(takes_min, sigma, 1.0 - sigma)  # (..., N)
-        # (1 - mix) a + mix b, not a + mix (b - a): exact when the comparison is decided
-        # (mix = 0 or 1) however far apart a and b are.
-        v = (1.0 - mix) * v + mix * partner  # (..., N)
+    for d, ascending in _layers(size):
+        v, mix = _layer(v, d, ascending, softness, mode)  # (..., N), (..., N)
         if track:
             row_mix = mix[..., :, None]  # (..., N, 1)
             p = (1.0 - row_mix) * p + row_mix * _partner(p, d, -2)  # (..., N, N)
@@ -119,11 +136,8 @@ def _forward(z: Array, softness: Array, mode: str) -> tuple[Array, list[tuple[in
     and each layer's `(distance d, mix (..., N))`: `a ← (1 - mix) a + mix a[i ^ d]`."""
     v = _pad(z, softness)  # (..., N)
     mixes = []
-    for d, takes_min in _layers(v.shape[-1]):
-        partner = _partner(v, d, -1)  # (..., N)
-        sigma = sigmoidal(v - partner, softness, mode)  # (..., N)
-        mix = jnp.where(takes_min, sigma, 1.0 - sigma)  # (..., N)
-        v = (1.0 - mix) * v + mix * partner  # (..., N)
+    for d, ascending in _layers(v.shape[-1]):
+        v, mix = _layer(v, d, ascending, softness, mode)  # (..., N), (..., N)
         mixes.append((d, mix))
     return v, mixes
 
