@@ -39,7 +39,10 @@ ST = _ordering(ST_CASES)
 # that run an iterative solver (those of an optional extra) compile slowest: `make test`
 # covers them on a representative subset of the operations, the slow profile on all.
 SOLVER_METHODS = {name for name, info in METHODS.items() if info["extra"]}
-REPRESENTATIVE_OPS = {"sort", "argsort", "argmax", "rank", "top_k", "quantile"}
+REPRESENTATIVE_OPS = {"sort", "argsort", "rank"}
+"""Operations a solver method runs in `make test` (float32 checks)."""
+REPRESENTATIVE_FD_OPS = {"argsort", "rank"}
+"""... and in the float64 finite-difference check (argsort: ot's plan; rank: both)."""
 TIGHT_SOLVER = {
     "ot": {"tol": 1e-12, "max_iter": 100000, "cg_tol": 1e-13},
     "smooth_sort": {"tol": 1e-12, "max_iter": 5000, "cg_tol": 1e-13, "cg_max_iter": 1000},
@@ -47,12 +50,10 @@ TIGHT_SOLVER = {
 """Solver options (`ot_kwargs`) for the float64 finite-difference checks."""
 
 
-def _profile(cases, dtype):
+def _profile(cases, dtype, representative=REPRESENTATIVE_OPS):
     def fast(case):
         name, _, method, case_dtype = case.values
-        return case_dtype == dtype and (
-            method not in SOLVER_METHODS or name in REPRESENTATIVE_OPS
-        )
+        return case_dtype == dtype and (method not in SOLVER_METHODS or name in representative)
 
     return [
         c if fast(c) else pytest.param(*c.values, id=c.id, marks=pytest.mark.slow) for c in cases
@@ -60,7 +61,9 @@ def _profile(cases, dtype):
 
 
 PROFILE_SOFT = _profile(SOFT, "float32")
-FLOAT64_SOFT = _profile([c for c in SOFT if c.values[3] == "float64"], "float64")
+FLOAT64_SOFT = _profile(
+    [c for c in SOFT if c.values[3] == "float64"], "float64", REPRESENTATIVE_FD_OPS
+)
 PROFILE_ST = [
     c if c.values[2] == "float32" else pytest.param(*c.values, id=c.id, marks=pytest.mark.slow)
     for c in ST
@@ -187,7 +190,8 @@ def test_invariants_hold_at_ties_and_constant_rows(name, mode, method, dtype):
                 assert np.all(np.isfinite(_np(leaf)))
             index = out[1] if name == "top_k" else (out if info["returns"] == "SoftIndex" else None)
             if index is not None:
-                tol = 2e-2 if dtype == "bfloat16" else 1e-5
+                # ot's solvers stop when every row and column sum is within 1e-4
+                tol = 2e-2 if dtype == "bfloat16" else (1e-4 if method == "ot" else 1e-5)
                 assert np.all(_np(index) >= 0)
                 np.testing.assert_allclose(_np(index).sum(-1), 1.0, atol=tol)
             values = _np(leaves[0])

@@ -81,4 +81,6 @@ def test_quantile_of_one_huge_value_is_finite():
         for op in (soft_ops.quantile, soft_ops.argquantile):
             out = op(x, 0.0, softness=1.0, method="softsort")
             assert np.all(np.isfinite(np.asarray(out))), (op, value, out)
+            grad = jax.grad(lambda x, op=op: jnp.sum(jnp.sin(op(x, 0.0, softness=1.0))))(x)
+            assert np.all(np.isfinite(np.asarray(grad))), (op, value, grad)
         np.testing.assert_allclose(soft_ops.quantile(x, 0.0, softness=1.0), value, rtol=1e-6)

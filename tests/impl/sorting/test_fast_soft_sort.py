@@ -285,10 +285,12 @@ def test_jit_and_vmap_agree_with_eager():
     jitted = jax.jit(f)(x)
     mapped = jax.jit(jax.vmap(f))(x)
     batched = jax.jit(jax.vmap(jax.vmap(f)))(jnp.stack([x, x]))
+    # float32 rounding only (XLA fuses differently under jit): the last row spans ±60,
+    # so a few float32 ulps of the standardised scores show up at 1e-5 after logit
     for value, a, b, c in zip(eager, jitted, mapped, batched, strict=True):
-        np.testing.assert_allclose(a, value, rtol=1e-6, atol=1e-6)
-        np.testing.assert_allclose(b, value, rtol=1e-6, atol=1e-6)
-        np.testing.assert_allclose(c[1], value, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(a, value, rtol=2e-5, atol=2e-6)
+        np.testing.assert_allclose(b, value, rtol=2e-5, atol=2e-6)
+        np.testing.assert_allclose(c[1], value, rtol=2e-5, atol=2e-6)
 
 
 def test_descending_and_top_k(outputs64):

@@ -69,8 +69,12 @@ def standardize_with_stats(x: Array) -> tuple[Array, Array, Array]:
     var = jnp.mean(jnp.square((x - mean) / c), axis=-1, keepdims=True)  # (..., 1)
     # the floor sqrt(1e-6) is the exact value for a constant row when 1e-6 / c²
     # underflows (c > 1e16 in float32)
+    # (selected by a double `where`, so that the discarded branch's infinite slope at
+    # 0 never meets the derivative)
     floor = jnp.sqrt(jnp.asarray(STANDARDIZE_EPS, x.dtype))
-    std = jnp.maximum(c * jnp.sqrt(var + STANDARDIZE_EPS / jnp.square(c)), floor)  # (..., 1)
+    inner = var + STANDARDIZE_EPS / jnp.square(c)  # (..., 1)
+    small = lax.stop_gradient(c * jnp.sqrt(inner)) <= floor
+    std = jnp.where(small, floor, c * jnp.sqrt(jnp.where(small, 1.0, inner)))  # (..., 1)
     return jax.nn.sigmoid((x - mean) / std), mean, std  # (..., n), (..., 1), (..., 1)
 
 

@@ -14,14 +14,16 @@ combinations of the raw inputs); ranks project the other way, over anchors:
 Reference: S. Prillo and J. Eisenschlos, "SoftSort: A Continuous Relaxation for the
 argsort Operator", ICML 2020, arXiv:2006.16038.
 
-`sort` and `rank` evaluate the n × n matrix a block of rows at a time (O(n · block)
-memory per batch row in the forward and backward passes); `argmax` needs a single
-projection.
+In `smooth` mode `sort` and `rank` need no n × n matrix at all: the softmax weights
+`exp(-|a_r - z_j| / s)` factorise on either side of each anchor, so both are prefix
+scans over the sorted inputs, O(n log n) time and O(n) memory (`_laplace`). The sparse
+modes evaluate the matrix a block of rows at a time (O(n · block) memory per batch row
+in the forward and backward passes); `argmax` needs a single projection.
 """
 
 import jax
 import jax.numpy as jnp
-from jax import Array
+from jax import Array, lax
 
 from diffbio.core.soft_ops._impl.sorting._common import (
     block_rows,
@@ -37,6 +39,7 @@ from diffbio.core.soft_ops._impl.sorting._common import (
     soft_index,
     weighted_sum,
 )
+from diffbio.core.soft_ops._impl.sorting._laplace import kernel_average
 
 
 def _scores(anchors: Array, z: Array) -> Array:
@@ -80,6 +83,16 @@ def sort(
         return hard_sort(x, descending)
     xc, s = prepare(x, softness)
     z = maybe_standardize(xc, standardize)  # (..., n)
+    if mode == "smooth":
+        order = jnp.argsort(lax.stop_gradient(z), axis=-1, stable=True)  # (..., n)
+        points = jnp.take_along_axis(z, order, axis=-1)  # (..., n) ascending
+        # gated_grad=False: the weights (from z) carry no gradient, the values still do
+        weights = points if gated_grad else lax.stop_gradient(points)
+        values = kernel_average(
+            weights, jnp.take_along_axis(xc, order, axis=-1), weights, s
+        )  # (..., n) ascending
+        values = jnp.flip(values, axis=-1) if descending else values
+        return values.astype(output_dtype(x))
     anchors = jnp.sort(z, axis=-1, descending=descending)  # (..., n)
 
     def rows(anchor_block: Array) -> Array:  # (..., c) -> (..., c)
@@ -106,6 +119,13 @@ def rank(
     xc, s = prepare(x, softness)
     n = x.shape[-1]
     z = maybe_standardize(xc, standardize)  # (..., n)
+    if mode == "smooth":
+        points = jnp.sort(z, axis=-1)  # (..., n) ascending
+        positions = jnp.arange(1, n + 1, dtype=xc.dtype)  # (n,)
+        if descending:
+            positions = n + 1 - positions
+        positions = jnp.broadcast_to(positions, points.shape)
+        return kernel_average(points, positions, z, s).astype(output_dtype(x))
     anchors = jnp.sort(z, axis=-1, descending=descending)  # (..., n)
     positions = jnp.arange(1, n + 1, dtype=xc.dtype)  # (n,)
 
