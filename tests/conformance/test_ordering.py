@@ -197,6 +197,8 @@ def test_invariants_hold_at_ties_and_constant_rows(name, mode, method, dtype):
             values = _np(leaves[0])
             lo, hi = _np(x).min(-1, keepdims=True), _np(x).max(-1, keepdims=True)
             slack = 1e-2 * (hi - lo) + 1e-5 if dtype == "bfloat16" else 1e-5 * (1 + np.abs(hi))
+            if method == "ot":  # weights sum to 1 within the solver's 1e-4
+                slack = slack + 1e-4 * np.maximum(np.abs(lo), np.abs(hi))
             if name in ("max", "min"):
                 values = values[:, None]
             # smooth_sort's log-sum-exp bounds enlarge the permutahedron by up to
