@@ -50,10 +50,11 @@ TIGHT_SOLVER = {
 """Solver options (`ot_kwargs`) for the float64 finite-difference checks."""
 
 
-def _profile(cases, dtype, representative=REPRESENTATIVE_OPS):
+def _profile(cases, dtype, representative=REPRESENTATIVE_OPS, solver_modes=None):
     def fast(case):
-        name, _, method, case_dtype = case.values
-        return case_dtype == dtype and (method not in SOLVER_METHODS or name in representative)
+        name, mode, method, case_dtype = case.values
+        solver_ok = name in representative and (solver_modes is None or mode in solver_modes)
+        return case_dtype == dtype and (method not in SOLVER_METHODS or solver_ok)
 
     return [
         c if fast(c) else pytest.param(*c.values, id=c.id, marks=pytest.mark.slow) for c in cases
@@ -62,7 +63,10 @@ def _profile(cases, dtype, representative=REPRESENTATIVE_OPS):
 
 PROFILE_SOFT = _profile(SOFT, "float32")
 FLOAT64_SOFT = _profile(
-    [c for c in SOFT if c.values[3] == "float64"], "float64", REPRESENTATIVE_FD_OPS
+    [c for c in SOFT if c.values[3] == "float64"],
+    "float64",
+    REPRESENTATIVE_FD_OPS,
+    solver_modes={"smooth", "c0"},  # c1/c2 solve the same p-norm dual as c0: slow profile
 )
 PROFILE_ST = [
     c if c.values[2] == "float32" else pytest.param(*c.values, id=c.id, marks=pytest.mark.slow)
