@@ -14,14 +14,7 @@ from diffbio.core.soft_ops._generated.methods import VALUES_ONLY
 
 from .sorting import KERNELS
 from .sorting import quantile as _quantile
-
-_SOLVERS = ("ot", "smooth_sort")
-"""Methods with an iterative solver: `ot_kwargs` are their options (the others ignore them)."""
-
-
-def _options(method: str, ot_kwargs: dict | None) -> dict:
-    """Solver options for the methods that take them (`ot`, `smooth_sort`)."""
-    return {"options": ot_kwargs} if method in _SOLVERS else {}
+from .sorting import solver_options as _options
 
 
 def _to_last(x: Array, axis: int | None) -> tuple[Array, int]:

@@ -43,4 +43,14 @@ class _Kernels(Mapping[str, ModuleType]):
 KERNELS: Mapping[str, ModuleType] = _Kernels()
 """Method name → kernel module."""
 
-__all__ = ["KERNELS", "METHOD_MODULES"]
+SOLVER_METHODS = ("ot", "smooth_sort")
+"""Methods with an iterative solver: `ot_kwargs` are their options."""
+
+
+def solver_options(method: str, ot_kwargs: dict | None) -> dict:
+    """Keyword arguments that pass `ot_kwargs` to a solver method's kernel (`options=`);
+    empty for the other methods, which ignore them."""
+    return {"options": ot_kwargs} if method in SOLVER_METHODS else {}
+
+
+__all__ = ["KERNELS", "METHOD_MODULES", "SOLVER_METHODS", "solver_options"]

@@ -28,7 +28,12 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from diffbio.core.soft_ops._impl.sorting import KERNELS, neuralsort, sorting_network
+from diffbio.core.soft_ops._impl.sorting import (
+    KERNELS,
+    neuralsort,
+    solver_options,
+    sorting_network,
+)
 from diffbio.core.soft_ops._impl.sorting._common import (
     compute_dtype,
     maybe_standardize,
@@ -104,9 +109,9 @@ def _single(
         rows = one_hot(jnp.take(order, positions, axis=-1), n, compute_dtype(x))  # (..., 2, n)
         values = None
     elif method in _VALUES_ONLY:
-        solver = {"options": options} if method == "smooth_sort" else {}
         sorted_values = KERNELS[method].sort(
-            x, softness, mode, False, standardize, gated_grad=gated_grad, **solver
+            x, softness, mode, False, standardize, gated_grad=gated_grad,
+            **solver_options(method, options),
         )  # (..., n)
         values = jnp.take(sorted_values, positions, axis=-1)  # (..., 2)
         return None, ((1 - a) * values[..., 0] + a * values[..., 1]).astype(output_dtype(x))
