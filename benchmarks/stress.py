@@ -5,11 +5,18 @@ For every soft method × mode of the catalogue's methods table and for `sort` an
 defaults otherwise):
 
 - forward and forward+backward (the gradient of a fixed weighted sum) in float32 and
-  in float64 on the same input;
+  in float64 on the same input (the float32 input, widened);
 - **finite**: every float32 value and gradient is finite;
-- **float32 error**: max |f32 − f64| / max(1, max |f64|), for the values and for the
-  gradient (relative to the largest float64 gradient entry);
-- the largest n at which the case is finite and both errors are within `TOLERANCE`;
+- **float32 error**: max |f32 − f64| / max(1, max |f64|) for the values; for the
+  gradient, |f32 − f64| relative to the largest float64 gradient entry, both its 99.9th
+  percentile over the entries and its maximum, with the number of entries beyond
+  `TOLERANCE`. The methods' Jacobians jump where two standardised inputs tie (softsort's
+  anchors are hard-sorted, fast_soft_sort's blocks are chosen by comparisons), and at
+  n in the thousands some inputs tie in float32 that do not in float64 (normal samples
+  1e-7 apart): the gradients of those few entries differ by O(1) however exact the
+  arithmetic, so the percentile is what judges the arithmetic;
+- the largest n at which the case is finite, the value error and the gradient's 99.9th
+  percentile error are within `TOLERANCE`;
 - **error to hard** at softness 1e-3 (n = 64, float64): max |soft − hard| / max(1,
   max |hard|), how close the method gets to the exact result at a small softness.
 
@@ -84,17 +91,18 @@ def _measure(op: str, method: str, mode: str, n: int) -> dict:
     record["seconds_run"] = time.perf_counter() - again
     with jax.enable_x64(True):
         forward, gradient = _functions(op, method, mode, 0.1)
-        x64, w64 = _inputs(n, jnp.float64), _weights(n, jnp.float64)
+        x64, w64 = jnp.asarray(x32, jnp.float64), jnp.asarray(w32, jnp.float64)
         v64 = np.asarray(forward(x64))
         g64 = np.asarray(gradient(x64, w64))
     record["seconds"] = time.perf_counter() - start
     record["finite"] = bool(np.all(np.isfinite(v32)) and np.all(np.isfinite(g32)))
     record["value_error"] = _error(v32, v64) if record["finite"] else math.inf
-    record["grad_error"] = (
-        float(np.max(np.abs(g32 - g64)) / max(float(np.max(np.abs(g64))), 1e-30))
-        if record["finite"]
-        else math.inf
-    )
+    gap = np.abs(g32 - g64) / max(float(np.max(np.abs(g64))), 1e-30)
+    finite = record["finite"]
+    record["grad_error_max"] = float(np.max(gap)) if finite else math.inf
+    record["grad_error"] = float(np.quantile(gap, 0.999)) if finite else math.inf
+    record["grad_entries_off"] = int(np.sum(gap > TOLERANCE)) if finite else gap.size
+    record["grad_entries"] = int(gap.size)
     record["ok"] = (
         record["finite"]
         and record["value_error"] <= TOLERANCE
@@ -176,10 +184,14 @@ def table(rows: list[dict], sizes: list[int]) -> str:
         "# Numerical stress: float32 against float64, and the distance to hard",
         "",
         f"B = {BATCH} rows of normal(seed = n) data, softness 0.1 (default standardize); "
-        f"forward and the gradient of a fixed weighted sum. Holds = finite and "
-        f"float32 error ≤ {TOLERANCE:g} (values: relative to max(1, max |float64|); "
-        "gradient: relative to max |float64 gradient|). Error to hard: max |soft − hard| / "
-        "max(1, max |hard|) at softness 1e-3, n = 64, float64.",
+        f"forward and the gradient of a fixed weighted sum, float32 against float64 on the "
+        f"same (float32) input. Holds = finite, value error ≤ {TOLERANCE:g} (relative to "
+        "max(1, max |float64|)) and the gradient's 99.9th-percentile error ≤ "
+        f"{TOLERANCE:g} (relative to max |float64 gradient|). Each cell: value error / "
+        "gradient error at the 99.9th percentile (its maximum; entries beyond the "
+        "tolerance of all B·n). The maximum is set by inputs that tie in float32 but not "
+        "in float64, where the Jacobian jumps (see `benchmarks/stress.py`). Error to hard: "
+        "max |soft − hard| / max(1, max |hard|) at softness 1e-3, n = 64, float64.",
         "",
         f"Machine: {platform.machine()}, {platform.processor() or 'cpu'}, "
         f"jax {jax.__version__}, {jax.devices()[0].platform}.",
@@ -200,7 +212,11 @@ def table(rows: list[dict], sizes: list[int]) -> str:
                 cells.append("**not finite**")
             else:
                 mark = "" if r["ok"] else " ✗"
-                cells.append(f"{r['value_error']:.1e} / {r['grad_error']:.1e}{mark}")
+                cells.append(
+                    f"{r['value_error']:.1e} / {r['grad_error']:.1e} "
+                    f"({r['grad_error_max']:.1e}; {r['grad_entries_off']} of "
+                    f"{r['grad_entries']}){mark}"
+                )
         lines.append(
             f"| {row['op']} | {row['method']} | {row['mode']} | {_largest(row)} | "
             + " | ".join(cells)

@@ -14,6 +14,9 @@ def test_stress_rows_and_table():
         for record in row["sizes"]:
             assert record["finite"] and record["ok"], record
             assert record["value_error"] < 1e-5 and record["grad_error"] < 1e-4, record
+            assert record["grad_error"] <= record["grad_error_max"] < 1e-3, record
+            assert record["grad_entries"] == stress.BATCH * record["n"], record
+            assert record["grad_entries_off"] == 0, record
         assert 0.0 <= row["hard_error"] < 0.05 and not math.isnan(row["hard_error"])
     text = stress.table(rows, [8, 16])
     assert "| sort | softsort | c1 | ≥ 16 |" in text

@@ -50,9 +50,17 @@ TIGHT_SOLVER = {
 """Solver options (`ot_kwargs`) for the float64 finite-difference checks."""
 
 
+P_NORM_MODES = {"c1", "c2"}
+"""The p-norm projections (3/2, 4/3). Each method reaches them through the same code as
+c0 with another exponent: `make test` runs them on the representative operations only,
+smooth and c0 on every operation, the slow profile everything."""
+
+
 def _profile(cases, dtype, representative=REPRESENTATIVE_OPS, solver_modes=None):
     def fast(case):
         name, mode, method, case_dtype = case.values
+        if mode in P_NORM_MODES and name not in representative:
+            return False
         solver_ok = name in representative and (solver_modes is None or mode in solver_modes)
         return case_dtype == dtype and (method not in SOLVER_METHODS or solver_ok)
 
@@ -61,7 +69,7 @@ def _profile(cases, dtype, representative=REPRESENTATIVE_OPS, solver_modes=None)
     ]
 
 
-PROFILE_SOFT = _profile(SOFT, "float32")
+PROFILE_SOFT = _profile(SOFT, "float32", solver_modes={"smooth", "c0"})
 FLOAT64_SOFT = _profile(
     [c for c in SOFT if c.values[3] == "float64"],
     "float64",
@@ -229,7 +237,7 @@ def test_invariants_hold_at_ties_and_constant_rows(name, mode, method, dtype):
 
 
 @pytest.mark.parametrize(("name", "mode", "method", "dtype"), PROFILE_SOFT)
-def test_jit_vmap_and_jit_of_vmap_match_eager(name, mode, method, dtype):
+def test_jit_and_jit_of_vmap_match_eager(name, mode, method, dtype):
     with dtype_scope(dtype):
         x = separated(dtype)
 
@@ -238,7 +246,7 @@ def test_jit_vmap_and_jit_of_vmap_match_eager(name, mode, method, dtype):
 
         eager = f(x)
         tol = 2e-2 if dtype == "bfloat16" else 1e-5
-        for other in (jax.jit(f)(x), jax.vmap(f)(x), jax.jit(jax.vmap(f))(x)):
+        for other in (jax.jit(f)(x), jax.jit(jax.vmap(f))(x)):
             for o, w in zip(
                 jax.tree_util.tree_leaves(other), jax.tree_util.tree_leaves(eager), strict=True
             ):

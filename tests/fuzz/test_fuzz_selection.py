@@ -28,6 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from diffbio.core import soft_ops
+from tests.fuzz._report import report_count
 
 QUICK_EXAMPLES = 8
 FULL_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "10000"))
@@ -157,6 +158,20 @@ def _np(a) -> np.ndarray:
     return np.asarray(jnp.asarray(a, jnp.float64 if a.dtype == jnp.float64 else jnp.float32))
 
 
+_compiled: dict[tuple, tuple] = {}
+
+
+def _compiled_soft(sel: Selection):
+    """The soft op and its gradient, jitted once per (op, static arguments): examples that
+    share a shape and dtype then reuse the compiled code instead of compiling again."""
+    key = (sel.name, repr(sel.static))
+    if key not in _compiled:
+        soft = jax.jit(lambda x, p: _soft(sel, x, p))
+        grad = jax.jit(jax.grad(lambda x, p: jnp.sum(jnp.sin(_soft(sel, x, p))), argnums=(0, 1)))
+        _compiled[key] = (soft, grad)
+    return _compiled[key]
+
+
 def check_selection(sel: Selection) -> None:
     with jax.enable_x64(sel.dtype == "float64"):
         dtype = jnp.dtype(sel.dtype)
@@ -165,7 +180,7 @@ def check_selection(sel: Selection) -> None:
         onehot = jax.nn.one_hot(jnp.asarray(sel.index), size, dtype=dtype)  # (..., size)
         q = jnp.asarray(sel.q, dtype)
         p = ((1.0 - sel.lam) * onehot + sel.lam * q).astype(dtype)
-        soft = jax.jit(lambda x, p: _soft(sel, x, p))
+        soft, grad = _compiled_soft(sel)
         out = soft(x, p)
         hard = _hard(sel, x)
         assert out.shape == hard.shape and out.dtype == hard.dtype, (out.shape, hard.shape)
@@ -179,8 +194,7 @@ def check_selection(sel: Selection) -> None:
         mixed = (1.0 - sel.lam) * _np(soft(x, onehot)) + sel.lam * _np(soft(x, q))
         np.testing.assert_allclose(values, mixed, rtol=4 * tol, atol=4 * tol * scale)
         if sel.dtype != "bfloat16":
-            grads = jax.grad(lambda x, p: jnp.sum(jnp.sin(soft(x, p))), argnums=(0, 1))(x, p)
-            for g in grads:
+            for g in grad(x, p):
                 assert np.all(np.isfinite(_np(g))), g
 
 
@@ -218,9 +232,13 @@ def test_fuzz_selection_quick(name):
 @pytest.mark.fuzz
 @pytest.mark.parametrize("name", OPS)
 def test_fuzz_selection_full(name):
+    checked = []
+
     @_settings(FULL_EXAMPLES, quick=False)
     @given(selections(name))
     def run(sel):
         check_selection(sel)
+        checked.append(1)
 
     run()
+    report_count(name, configurations=len(checked), inputs=len(checked))

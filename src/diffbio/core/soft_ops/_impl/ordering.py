@@ -15,6 +15,7 @@ from diffbio.core.soft_ops._generated.methods import VALUES_ONLY
 from .sorting import KERNELS
 from .sorting import quantile as _quantile
 from .sorting import solver_options as _options
+from .sorting._common import convex_combination
 
 
 def _to_last(x: Array, axis: int | None) -> tuple[Array, int]:
@@ -113,7 +114,7 @@ def _extreme(name, x, axis, keepdims, softness, mode, method, standardize, ot_kw
         )  # (..., n)
         if not gated_grad:
             index = lax.stop_gradient(index)
-        value = jnp.sum(index * x_last, axis=-1).astype(x.dtype)  # (...)
+        value = convex_combination(index[..., None, :], x_last)[..., 0].astype(x.dtype)  # (...)
     return _keep(value, None if axis is None else position, x.ndim, keepdims)
 
 

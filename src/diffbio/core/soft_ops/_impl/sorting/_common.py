@@ -107,8 +107,21 @@ def soft_index(scores: Array, softness: Array, mode: str) -> Array:
 
 
 def weighted_sum(p: Array, x: Array) -> Array:
-    """`Σ_j p[..., r, j] x[..., j]`: values selected by the soft index rows of `p`."""
+    """`Σ_j p[..., r, j] x[..., j]` for any weights `p` (rows need not sum to 1)."""
     return jnp.einsum("...rn,...n->...r", p, x, precision=jax.lax.Precision.HIGHEST)
+
+
+def convex_combination(p: Array, x: Array) -> Array:
+    """`Σ_j p[..., r, j] x[..., j]` for soft index rows `p` (each sums to 1), taken as
+    `Σ_j p_rj (x_j - m) + m` with `m` the row mean of `x` under `stop_gradient`.
+
+    Both are the same function (and the same derivative: `Σ_j ∂p_rj = 0`), but the
+    derivative through `p`, `Σ_j ∂p_rj x_j`, is then summed over `x - m` instead of `x`:
+    for a (near-)constant row of large values (1e25 in float32) the uncentred sum is the
+    rounding error of cancelling terms of size |x| / softness, which overflowed to ±inf.
+    """
+    m = jax.lax.stop_gradient(jnp.mean(x, axis=-1, keepdims=True))  # (..., 1)
+    return weighted_sum(p, x - m) + m  # (..., r)
 
 
 # --- block-wise evaluation of n-row soft permutations -----------------------------------

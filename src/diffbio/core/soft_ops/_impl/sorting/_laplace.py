@@ -56,8 +56,14 @@ def kernel_average(points: Array, values: Array, queries: Array, softness: Array
     - `softness`: `s > 0`, scalar.
 
     **Returns:** `(..., m)`, the kernel-weighted averages of `values` at the queries.
+
+    The values are centred on their mean (under `stop_gradient`) and the mean added back,
+    so that the derivative through the weights sums `values - mean`, not `values`, as in
+    `_common.convex_combination`.
     """
     n = points.shape[-1]
+    center = lax.stop_gradient(jnp.mean(values, axis=-1, keepdims=True))  # (..., 1)
+    values = values - center
     gaps = jnp.diff(points, axis=-1) / softness  # (..., n-1), ≥ 0
     decay = jnp.exp(-gaps)  # (..., n-1) in [0, 1]
     one = jnp.ones((*points.shape[:-1], 1), points.dtype)
@@ -89,4 +95,4 @@ def kernel_average(points: Array, values: Array, queries: Array, softness: Array
         w_lo[..., None] * jnp.take_along_axis(left, lo[..., None], axis=-2)
         + w_hi[..., None] * jnp.take_along_axis(right, hi[..., None], axis=-2)
     )  # (..., m, 2): [Σ w, Σ w v]
-    return total[..., 1] / total[..., 0]
+    return total[..., 1] / total[..., 0] + center

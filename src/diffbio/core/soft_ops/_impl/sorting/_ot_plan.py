@@ -512,7 +512,7 @@ def _residuals(w: Array, z: Array, anchors: Array) -> _Residuals:
     inv_c = jnp.where(d_c > tiny, 1.0 / jnp.where(d_c > tiny, d_c, 1.0), 0.0)
     wd = w * diff
     cond = _chain_conductance(w, d_c, inv_r)
-    keep = cond > 1e-6 * jnp.max(cond)
+    keep = cond > 1e-6 * jnp.max(cond, initial=0.0)  # (m−1,), empty when m = 1
     inv_cond = jnp.where(keep, 1.0 / jnp.where(keep, cond, 1.0), 0.0)
     return _Residuals(
         w=w,

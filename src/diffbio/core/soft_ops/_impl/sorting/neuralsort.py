@@ -25,6 +25,7 @@ from jax import Array
 from diffbio.core.soft_ops._impl.sigmoidal import softabs
 from diffbio.core.soft_ops._impl.sorting._common import (
     block_rows,
+    convex_combination,
     hard_argmax,
     hard_argsort,
     hard_rank,
@@ -36,7 +37,6 @@ from diffbio.core.soft_ops._impl.sorting._common import (
     prepare,
     soft_index,
     sum_row_blocks,
-    weighted_sum,
 )
 
 _EMPTY_COLUMN = 1e-10
@@ -113,7 +113,7 @@ def sort(
         p = soft_index(scores(coef_block, z, a_sums), s, mode)  # (..., c, n)
         if not gated_grad:
             p = jax.lax.stop_gradient(p)
-        return weighted_sum(p, xc)  # (..., c)
+        return convex_combination(p, xc)  # (..., c)
 
     out = map_row_blocks(rows, (coef,), block_rows(x.shape[:-1], n))  # (..., n)
     return out.astype(output_dtype(x))
@@ -190,6 +190,6 @@ def top_k(
     xc, s, z, a_sums = _setup(x, softness, mode, standardize)
     coef = coefficients(jnp.arange(1, k + 1), n, True, xc.dtype)  # (k,)
     p = soft_index(scores(coef, z, a_sums), s, mode)  # (..., k, n)
-    values = weighted_sum(jax.lax.stop_gradient(p) if not gated_grad else p, xc)  # (..., k)
+    values = convex_combination(jax.lax.stop_gradient(p) if not gated_grad else p, xc)  # (..., k)
     dtype = output_dtype(x)
     return values.astype(dtype), p.astype(dtype)

@@ -36,6 +36,7 @@ from jax import Array
 
 from diffbio.core.soft_ops._impl.sorting import _ot_plan
 from diffbio.core.soft_ops._impl.sorting._common import (
+    convex_combination,
     hard_argmax,
     hard_argsort,
     hard_rank,
@@ -125,7 +126,7 @@ def sort(
     p = _uniform_plan(z, s, mode, descending, options)  # (..., n, n)
     if not gated_grad:
         p = jax.lax.stop_gradient(p)
-    values = jnp.einsum("...ij,...i->...j", p, xc, precision=jax.lax.Precision.HIGHEST)
+    values = convex_combination(jnp.swapaxes(p, -1, -2), xc)  # columns of the plan
     return values.astype(output_dtype(x))  # (..., n)
 
 
@@ -222,7 +223,7 @@ def top_k(
         )
         p = n * _ot_plan.plan(-z, s, anchors, nu, mode, options)  # (..., n, k+1)
         index = jnp.swapaxes(p[..., :k], -1, -2)  # (..., k, n)
-    values = weighted_sum(jax.lax.stop_gradient(index) if not gated_grad else index, xc)
+    values = convex_combination(jax.lax.stop_gradient(index) if not gated_grad else index, xc)
     dtype = output_dtype(x)
     return values.astype(dtype), index.astype(dtype)
 

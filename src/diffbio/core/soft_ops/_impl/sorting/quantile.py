@@ -36,12 +36,12 @@ from diffbio.core.soft_ops._impl.sorting import (
 )
 from diffbio.core.soft_ops._impl.sorting._common import (
     compute_dtype,
+    convex_combination,
     maybe_standardize,
     one_hot,
     output_dtype,
     prepare,
     soft_index,
-    weighted_sum,
 )
 
 QUANTILE_METHODS = ("linear", "lower", "higher", "nearest", "midpoint")
@@ -212,6 +212,6 @@ def quantile(
         if not gated_grad:
             index = jax.lax.stop_gradient(index)
         xc = x.astype(index.dtype)
-        return weighted_sum(index[..., None, :], xc)[..., 0].astype(output_dtype(x))  # (...)
+        return convex_combination(index[..., None, :], xc)[..., 0].astype(output_dtype(x))  # (...)
 
     return _over_q(single, q)

@@ -27,6 +27,7 @@ from jax import Array, lax
 
 from diffbio.core.soft_ops._impl.sorting._common import (
     block_rows,
+    convex_combination,
     hard_argmax,
     hard_argsort,
     hard_rank,
@@ -99,7 +100,7 @@ def sort(
         p = soft_index(_scores(anchor_block, z), s, mode)  # (..., c, n)
         if not gated_grad:
             p = jax.lax.stop_gradient(p)
-        return weighted_sum(p, xc)  # (..., c)
+        return convex_combination(p, xc)  # (..., c)
 
     out = map_row_blocks(rows, (anchors,), block_rows(x.shape[:-1], x.shape[-1]))  # (..., n)
     return out.astype(output_dtype(x))
@@ -171,6 +172,6 @@ def top_k(
     z = maybe_standardize(xc, standardize)  # (..., n)
     anchors, _ = jax.lax.top_k(z, k)  # (..., k)
     p = soft_index(_scores(anchors, z), s, mode)  # (..., k, n)
-    values = weighted_sum(jax.lax.stop_gradient(p) if not gated_grad else p, xc)  # (..., k)
+    values = convex_combination(jax.lax.stop_gradient(p) if not gated_grad else p, xc)  # (..., k)
     dtype = output_dtype(x)
     return values.astype(dtype), p.astype(dtype)
