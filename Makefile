@@ -33,11 +33,11 @@ lint: $(STAMP)
 test: $(STAMP)
 	$(MAKE) --no-print-directory check-generated
 	$(MAKE) --no-print-directory lint
-	$(PY) -m pytest -q -n $(PYTEST_WORKERS) -m "not slow and not fuzz and not peer"
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist worksteal -m "not slow and not fuzz and not peer"
 
 test-full: $(STAMP)
 	$(MAKE) --no-print-directory check-generated
-	$(PY) -m pytest -q -n $(PYTEST_WORKERS) -m "not peer"
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist worksteal -m "not peer"
 
 demo: $(STAMP)
 	$(PY) -m examples

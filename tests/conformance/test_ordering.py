@@ -50,16 +50,17 @@ TIGHT_SOLVER = {
 """Solver options (`ot_kwargs`) for the float64 finite-difference checks."""
 
 
-P_NORM_MODES = {"c1", "c2"}
-"""The p-norm projections (3/2, 4/3). Each method reaches them through the same code as
-c0 with another exponent: `make test` runs them on the representative operations only,
-smooth and c0 on every operation, the slow profile everything."""
+SPARSE_MODES = {"c0", "c1", "c2"}
+"""The sparse projections (L2 and the p-norms 3/2, 4/3). Every operation of a method
+reaches its projection through the same code as `sort`/`argsort`/`rank`: `make test`
+runs them on those representative operations and `smooth` on every operation; the slow
+profile runs everything."""
 
 
 def _profile(cases, dtype, representative=REPRESENTATIVE_OPS, solver_modes=None):
     def fast(case):
         name, mode, method, case_dtype = case.values
-        if mode in P_NORM_MODES and name not in representative:
+        if mode in SPARSE_MODES and name not in representative:
             return False
         solver_ok = name in representative and (solver_modes is None or mode in solver_modes)
         return case_dtype == dtype and (method not in SOLVER_METHODS or solver_ok)
@@ -77,7 +78,10 @@ FLOAT64_SOFT = _profile(
     solver_modes={"smooth", "c0"},  # c1/c2 solve the same p-norm dual as c0: slow profile
 )
 PROFILE_ST = [
-    c if c.values[2] == "float32" else pytest.param(*c.values, id=c.id, marks=pytest.mark.slow)
+    c
+    if c.values[2] == "float32"
+    and (c.values[1] not in SPARSE_MODES or c.values[0].removesuffix("_st") in REPRESENTATIVE_OPS)
+    else pytest.param(*c.values, id=c.id, marks=pytest.mark.slow)
     for c in ST
 ]
 N = 6
@@ -118,6 +122,12 @@ def extra_args(name):
 
 def call(name, x, **options):
     return getattr(soft_ops, name)(x, **extra_args(name), **options)
+
+
+def jitted(name, **options):
+    """`call` compiled as one program. Eager evaluation compiles every primitive on its
+    own, several times slower for these kernels: only the jit test below runs eagerly."""
+    return jax.jit(lambda x: call(name, x, **options))
 
 
 def one_hot(index, n, dtype):
@@ -172,7 +182,7 @@ def test_hard_mode_equals_the_hard_equivalent(name, dtype, axis):
 def test_small_softness_converges_to_hard(name, mode, method, dtype):
     with dtype_scope(dtype):
         x = separated(dtype)
-        soft = call(name, x, softness=1e-3, mode=mode, method=method)
+        soft = jitted(name, softness=1e-3, mode=mode, method=method)(x)
         hard = call(name, x, mode="hard", method=method)
         if name == "top_k" and not METHODS[method]["soft_index"]:
             assert soft[1] is None  # a values-only method has no SoftIndex
@@ -196,7 +206,7 @@ def test_invariants_hold_at_ties_and_constant_rows(name, mode, method, dtype):
         # gaps (Petersen et al. 2022, arXiv:2203.09630): probe it at 0.1, the others at 0.3.
         softness = 0.1 if method == "sorting_network" else 0.3
         for x in (jnp.concatenate([with_ties(dtype), separated(dtype)]),):
-            out = call(name, x, axis=-1, softness=softness, mode=mode, method=method)
+            out = jitted(name, axis=-1, softness=softness, mode=mode, method=method)(x)
             leaves = jax.tree_util.tree_leaves(out)
             for leaf in leaves:
                 assert np.all(np.isfinite(_np(leaf)))
@@ -232,12 +242,12 @@ def test_invariants_hold_at_ties_and_constant_rows(name, mode, method, dtype):
                 out = call(name, x, axis=-1, softness=softness, mode=mode, method=method)
                 return sum(jnp.sum(jnp.sin(leaf)) for leaf in jax.tree_util.tree_leaves(out))
 
-            grad = jax.grad(total)(x)
+            grad = jax.jit(jax.grad(total))(x)
             assert np.all(np.isfinite(_np(grad))), grad
 
 
 @pytest.mark.parametrize(("name", "mode", "method", "dtype"), PROFILE_SOFT)
-def test_jit_and_jit_of_vmap_match_eager(name, mode, method, dtype):
+def test_jit_of_vmap_matches_eager(name, mode, method, dtype):
     with dtype_scope(dtype):
         x = separated(dtype)
 
@@ -246,7 +256,7 @@ def test_jit_and_jit_of_vmap_match_eager(name, mode, method, dtype):
 
         eager = f(x)
         tol = 2e-2 if dtype == "bfloat16" else 1e-5
-        for other in (jax.jit(f)(x), jax.jit(jax.vmap(f))(x)):
+        for other in (jax.jit(jax.vmap(f))(x),):  # jit and vmap at once
             for o, w in zip(
                 jax.tree_util.tree_leaves(other), jax.tree_util.tree_leaves(eager), strict=True
             ):
@@ -267,7 +277,8 @@ def test_gradients_match_finite_differences(name, mode, method, dtype):
             return jax.tree_util.tree_leaves(out)[0]
 
         check_grads(
-            f, (x, jnp.float64(0.4)), order=1, modes=("rev",), eps=1e-6, atol=1e-4, rtol=1e-4
+            jax.jit(f), (x, jnp.float64(0.4)), order=1, modes=("rev",), eps=1e-6, atol=1e-4,
+            rtol=1e-4,
         )
 
 
@@ -279,7 +290,7 @@ def test_straight_through_forward_is_hard_and_gradient_is_soft(name, mode, dtype
     with dtype_scope(dtype):
         x = separated(dtype)
         st_fn = getattr(soft_ops, f"{name}_st")
-        forward = st_fn(x, **extra_args(name), softness=0.5, mode=mode)
+        forward = jax.jit(lambda v: st_fn(v, **extra_args(name), softness=0.5, mode=mode))(x)
         hard = call(name, x, mode="hard")
         for f, h in zip(
             jax.tree_util.tree_leaves(forward), jax.tree_util.tree_leaves(hard), strict=True
@@ -290,8 +301,8 @@ def test_straight_through_forward_is_hard_and_gradient_is_soft(name, mode, dtype
             out = fn(x, **extra_args(name), softness=0.5, mode=mode)
             return sum(jnp.sum(jnp.cos(leaf)) for leaf in jax.tree_util.tree_leaves(out))
 
-        st_grad = jax.grad(lambda v: total(st_fn, v))(x)
-        soft_leaves = jax.tree_util.tree_leaves(call(name, x, softness=0.5, mode=mode))
+        st_grad = jax.jit(jax.grad(lambda v: total(st_fn, v)))(x)
+        soft_leaves = jax.tree_util.tree_leaves(jitted(name, softness=0.5, mode=mode)(x))
         hard_leaves = jax.tree_util.tree_leaves(hard)
 
         def surrogate(v):  # d/dx sum cos(st(x)) = -sin(hard) * d soft / dx
@@ -303,4 +314,6 @@ def test_straight_through_forward_is_hard_and_gradient_is_soft(name, mode, dtype
 
         assert len(soft_leaves) == len(hard_leaves)
         tol = 2e-2 if dtype == "bfloat16" else 1e-5
-        np.testing.assert_allclose(_np(st_grad), _np(jax.grad(surrogate)(x)), rtol=tol, atol=tol)
+        np.testing.assert_allclose(
+            _np(st_grad), _np(jax.jit(jax.grad(surrogate))(x)), rtol=tol, atol=tol
+        )

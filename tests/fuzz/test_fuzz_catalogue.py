@@ -28,7 +28,7 @@ from tests.fuzz._report import report_count
 from tests.fuzz.strategies import Call, calls, fuzzed_ops
 from tests.generated.cases import METHODS, OPS
 
-FUZZ_QUICK_EXAMPLES = 6
+FUZZ_QUICK_EXAMPLES = 4
 FUZZ_FULL_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "10000"))
 FUZZ_ROWS = int(os.environ.get("FUZZ_ROWS", "250"))
 
@@ -58,19 +58,28 @@ def _batched(call: Call, f):
 
 
 def _hard_rows_that_fit(call: Call) -> Call:
-    """Safe math: only inputs whose exact result the dtype can hold (div(1e30, 1e-30)
-    overflows). One call is rejected; in a batch, such rows are replaced by ones."""
+    """Safe math: only inputs whose exact result and exact derivatives the dtype can
+    hold (div(1e30, 1e-30) overflows, and so does d/dy div(-6.3, -1e-30) = -6.3e60 in
+    float32). One call is rejected; in a batch, such rows are replaced by ones."""
     with jax.enable_x64(True):
-        exact = _batched(call, lambda a, _: call_hard(call.name, a))(
-            {k: jnp.asarray(v) for k, v in call.arrays.items()}, None
-        )
+        arrays = {k: jnp.asarray(v) for k, v in call.arrays.items()}
+
+        def hard(a, _):
+            return call_hard(call.name, a)
+
+        exact = _batched(call, hard)(arrays, None)
+        slopes = _batched(call, jax.grad(lambda a, _: jnp.sum(hard(a, _))))(arrays, None)
     limit = float(jnp.finfo(jnp.dtype(call.dtype)).max) / 10
-    exact = np.asarray(exact)  # non-finite where the safe op defines its own value
-    too_big = np.isfinite(exact) & (np.abs(np.where(np.isfinite(exact), exact, 0)) >= limit)
+    rows = 1 if call.rows is None else call.rows
+    too_big = np.zeros(rows, bool)
+    for leaf in [exact, *jax.tree_util.tree_leaves(slopes)]:
+        leaf = np.asarray(leaf)  # non-finite where the safe op defines its own value
+        big = np.isfinite(leaf) & (np.abs(np.where(np.isfinite(leaf), leaf, 0)) >= limit)
+        too_big |= big.reshape(rows, -1).any(axis=1)
     if call.rows is None:
         assume(not bool(np.any(too_big)))
         return call
-    bad = too_big.reshape(call.rows, -1).any(axis=1)
+    bad = too_big
     arrays = {
         k: np.where(bad.reshape((-1,) + (1,) * (v.ndim - 1)), 1.0, v)
         for k, v in call.arrays.items()
@@ -194,8 +203,12 @@ def check_call(call: Call) -> None:
                     return st_op(**arrays, **call.static, **extra)
 
                 forward = _leaves(_batched(call, st_fn)(arrays, softness))
+                # equal up to one rounding: the hard value inside the `_st` program is
+                # fused differently from the hard program's (quantile's interpolation
+                # a + (b − a)·t may be contracted to an FMA in one and not the other)
+                ulp = float(jnp.finfo(jnp.dtype(call.dtype)).eps)
                 for fw, h_leaf in zip(forward, hard, strict=False):
-                    np.testing.assert_array_equal(_np(fw), _np(h_leaf))
+                    np.testing.assert_allclose(_np(fw), _np(h_leaf), rtol=2 * ulp, atol=0)
 
         # gradients with respect to every array argument and the softness
         if call.dtype != "bfloat16" and info["array_params"]:

@@ -6,6 +6,7 @@ Each test names the root cause that was fixed.
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from diffbio.core import soft_ops
 
@@ -126,3 +127,56 @@ def test_ot_gradient_of_a_single_element_row():
         expected = np.cos(0.0) if op is soft_ops.sort else 0.0  # sort(x) = x; rank = 1
         np.testing.assert_allclose(gx, [expected], atol=1e-6)
         assert gs == 0.0
+
+
+def test_piecewise_comparison_in_bfloat16_stays_in_unit_interval():
+    """greater_equal(-1.72, 1.20, softness=0.62, mode="c2") in bfloat16 gave -0.0039:
+    the quintic cancels to ~0 near u = -1 and bfloat16 rounding left [0, 1]. The
+    polynomial is now evaluated in at least float32 and its value clipped (its slope
+    kept)."""
+    x = jnp.asarray([-1.7217211489594852], jnp.bfloat16)
+    y = jnp.asarray([1.1955194199610943], jnp.bfloat16)
+    got = soft_ops.greater_equal(x, y, softness=0.6208505369652786, mode="c2")
+    assert got.dtype == jnp.bfloat16
+    assert 0.0 <= float(got[0]) <= 1e-3
+    u = jnp.linspace(-5.0, 5.0, 4001)
+    for mode in ("c0", "c1", "c2"):
+        for dtype in (jnp.bfloat16, jnp.float16, jnp.float32):
+            values = np.asarray(soft_ops.sigmoidal(u.astype(dtype), mode=mode, softness=1.0),
+                                np.float32)
+            assert values.min() >= 0.0 and values.max() <= 1.0, (mode, dtype)
+        # the slope is the polynomial's, also where the value was clipped
+        slope = jax.grad(lambda v, mode=mode: soft_ops.sigmoidal(v, mode=mode, softness=1.0))
+        np.testing.assert_allclose(slope(jnp.float32(0.0)), {"c0": 0.1, "c1": 0.15,
+                                                              "c2": 0.1875}[mode], rtol=1e-6)
+
+
+def test_smooth_sort_line_search_rejects_overflowing_trial_points():
+    """sort([1e5, 0, 3], softness=10, method="smooth_sort") in float32 was NaN: the first
+    L-BFGS trial point overflowed the dual to inf, and the line search's rounding
+    allowance, relative to max(|f_old|, |f_new|) = inf, accepted it. The allowance is now
+    relative to the current value and a non-finite trial is never accepted."""
+    x = jnp.asarray([1e5, 0.0, 3.0], jnp.float32)
+    values = soft_ops.sort(x, softness=10.0, method="smooth_sort")
+    assert np.all(np.isfinite(np.asarray(values)))
+    assert np.all(np.diff(np.asarray(values)) > 0)  # the order is kept
+    # (open: float32 stops 3% from the float64 optimum at this scale, sum 97,299 for
+    # 100,003; float64 within 1e-7)
+    with jax.enable_x64(True):
+        exact = soft_ops.sort(jnp.asarray([1e5, 0.0, 3.0]), softness=10.0, method="smooth_sort")
+        np.testing.assert_allclose(float(jnp.sum(exact)), 1e5 + 3.0, rtol=1e-6)
+    grad = jax.grad(lambda x: jnp.sum(jnp.sin(soft_ops.sort(x, softness=10.0,
+                                                             method="smooth_sort"))))(x)
+    assert np.all(np.isfinite(np.asarray(grad)))
+
+
+@pytest.mark.xfail(strict=True, reason="open: smooth_sort's dual solver fails for inputs "
+                   "spread over more than ~1e10 (float32) or ~1e20 (float64)")
+def test_smooth_sort_of_values_spread_over_1e30():
+    """Found by the fuzzer, not fixed: sort([1e30, -6.7e-30], softness=10.1, smooth_sort)
+    is -inf in float32 (and -1.8e59 in float64). Kept as a strict xfail so that it
+    turns into a failure to remove once the solver handles it."""
+    x = jnp.asarray([1e30, -6.672237811274032e-30], jnp.float32)
+    values = np.asarray(soft_ops.sort(x, softness=10.126326633602927, method="smooth_sort"))
+    assert np.all(np.isfinite(values))
+    assert values.min() >= -1e30 and values.max() <= 2e30

@@ -39,10 +39,12 @@ def test_matches_the_dense_softmax_average(softness):
         def loss(f, points, values, queries, s):
             return jnp.sum(w * f(points, values, queries, s))
 
-        fast = jax.grad(lambda *a: loss(kernel_average, *a), argnums=(1, 3))(
+        fast = jax.jit(jax.grad(lambda *a: loss(kernel_average, *a), argnums=(1, 3)))(
             points, values, queries, s
         )
-        dense = jax.grad(lambda *a: loss(_dense, *a), argnums=(1, 3))(points, values, queries, s)
+        dense = jax.jit(jax.grad(lambda *a: loss(_dense, *a), argnums=(1, 3)))(
+            points, values, queries, s
+        )
         # the softness derivative carries 1/s² factors: rounding of order 1e-16/s²
         for got, want, atol in zip(fast, dense, (1e-9, 1e-8), strict=True):
             np.testing.assert_allclose(got, want, rtol=1e-9, atol=atol)
@@ -80,11 +82,11 @@ def test_float32_large_n_tiny_softness_is_finite_and_accurate():
     def f(points, values):
         return jnp.sum(kernel_average(points, values, points, jnp.float32(1e-5)))
 
-    out, grads = jax.value_and_grad(f, argnums=(0, 1))(p32, v32)
+    out, grads = jax.jit(jax.value_and_grad(f, argnums=(0, 1)))(p32, v32)
     assert np.isfinite(out)
     assert all(bool(jnp.all(jnp.isfinite(g))) for g in grads)
     with jax.enable_x64(True):
         p64 = jnp.asarray(np.asarray(p32), jnp.float64)  # the same rounded points
         want = _dense(p64, jnp.asarray(values), p64, 1e-5)
-    got = kernel_average(p32, v32, p32, jnp.float32(1e-5))
+    got = jax.jit(kernel_average)(p32, v32, p32, jnp.float32(1e-5))
     np.testing.assert_allclose(got, want, atol=1e-4 * np.abs(values).max())

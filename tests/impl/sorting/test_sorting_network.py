@@ -134,7 +134,9 @@ def _full_rows(x, positions, mode, standardize):
 
 
 @pytest.mark.parametrize("mode", ["smooth", "c0", "c1", "c2"])
-@pytest.mark.parametrize("n", [1, 2, 5, 8, 13, 64])
+@pytest.mark.parametrize(
+    "n", [1, 5, 13] + [pytest.param(n, marks=pytest.mark.slow) for n in (2, 8, 64)]
+)
 @pytest.mark.parametrize("standardize", [True, False])
 def test_pulled_back_rows_match_full_permutation(mode, n, standardize):
     x = jnp.asarray(np.random.default_rng(n).normal(size=(3, n)), dtype=jnp.float32)

@@ -45,8 +45,14 @@ def sigmoidal(x: Array, softness: float | Array = 0.1, mode: str = "smooth") -> 
         return jnp.where(x > 0, 1.0, jnp.where(x < 0, 0.0, 0.5)).astype(x.dtype)
     if mode == "smooth":
         return jax.nn.sigmoid(x / softness)
-    u = x / (5.0 * softness)
-    return _piecewise(u, _poly(_SIGMOIDAL_COEFFS[mode], u), 0.0, 1.0).astype(x.dtype)
+    # at least float32 inside: the polynomial cancels to ~0 near u = -1 and to ~1 near
+    # u = 1, where a bfloat16 evaluation was off by an ulp of 0.5 (-0.0039)
+    u = (x / (5.0 * softness)).astype(jnp.promote_types(x.dtype, jnp.float32))
+    inside = _poly(_SIGMOIDAL_COEFFS[mode], u)
+    # a SoftBool never leaves [0, 1]: the value is clipped against the remaining rounding,
+    # the slope is the polynomial's
+    inside = inside + jax.lax.stop_gradient(jnp.clip(inside, 0.0, 1.0) - inside)
+    return _piecewise(u, inside, 0.0, 1.0).astype(x.dtype)
 
 
 def softrelu(

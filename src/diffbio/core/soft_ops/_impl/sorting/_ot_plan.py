@@ -280,8 +280,14 @@ def lbfgs_solver_type():
             y_diff = jax.tree.map(lambda a, b: a - b, y_eval, y)
             predicted = f_info.compute_grad_dot(y_diff)
             f_old, f_new = f_info.as_min(), f_eval_info.as_min()
-            size = jnp.maximum(jnp.maximum(jnp.abs(f_old), jnp.abs(f_new)), 1.0)
-            ok = (f_new - f_old <= self.slope * predicted + self.noise * size) & (predicted <= 0)
+            # the rounding allowance is relative to the current (finite) value only: a
+            # trial point whose objective overflows is never accepted
+            size = jnp.maximum(jnp.abs(f_old), 1.0)
+            ok = (
+                (f_new - f_old <= self.slope * predicted + self.noise * size)
+                & (predicted <= 0)
+                & jnp.isfinite(f_new)
+            )
             accept = first_step | ok
             step = jnp.where(accept, jnp.ones_like(state), self.decrease_factor * state)
             return step, accept, optx.RESULTS.successful, step
