@@ -7,6 +7,7 @@ that jit compiles each (shape, dtype, static arguments) once and the examples af
 that only change values.
 """
 
+import os
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -86,10 +87,16 @@ def _values(draw, shape: tuple[int, ...], binary: bool) -> np.ndarray:
     ).reshape(shape)
 
 
+SKIPPED_METHODS = tuple(filter(None, os.environ.get("FUZZ_SKIP_METHODS", "").split(",")))
+"""Methods left out of the draws (`FUZZ_SKIP_METHODS=smooth_sort`), to fuzz the others
+past a known open failure of one."""
+
+
 def _mode_and_method(draw, info: dict) -> dict[str, object]:
     static: dict[str, object] = {}
     if info["methods"]:
-        method = draw(st.sampled_from(info["methods"]))
+        methods = [m for m in info["methods"] if m not in SKIPPED_METHODS]
+        method = draw(st.sampled_from(methods))
         static["method"] = method
         modes = ["hard", *METHODS[method]["modes"]]
         static["mode"] = draw(st.sampled_from([m for m in info["modes"] if m in modes]))
