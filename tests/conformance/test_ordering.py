@@ -57,10 +57,18 @@ runs them on those representative operations and `smooth` on every operation; th
 profile runs everything."""
 
 
+RESTATED_OPS = {"min", "argmin", "median", "percentile", "argmedian", "argpercentile"}
+"""Operations that restate another on the same kernel (min = −max(−x), median = the 0.5
+quantile, percentile = the quantile of p/100): `make test` runs them with their default
+method, the slow profile with every method."""
+
+
 def _profile(cases, dtype, representative=REPRESENTATIVE_OPS, solver_modes=None):
     def fast(case):
         name, mode, method, case_dtype = case.values
         if mode in SPARSE_MODES and name not in representative:
+            return False
+        if name in RESTATED_OPS and method != OPS[name]["default_method"]:
             return False
         solver_ok = name in representative and (solver_modes is None or mode in solver_modes)
         return case_dtype == dtype and (method not in SOLVER_METHODS or solver_ok)

@@ -28,7 +28,7 @@ from tests.fuzz._report import report_count
 from tests.fuzz.strategies import Call, calls, fuzzed_ops
 from tests.generated.cases import METHODS, OPS
 
-FUZZ_QUICK_EXAMPLES = 4
+FUZZ_QUICK_EXAMPLES = 3
 FUZZ_FULL_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "10000"))
 FUZZ_ROWS = int(os.environ.get("FUZZ_ROWS", "250"))
 
