@@ -15,6 +15,7 @@ new static configuration, not evaluating it, is what costs time on a CPU.
 
 import math
 import os
+from dataclasses import replace
 
 import jax
 import jax.numpy as jnp
@@ -79,12 +80,11 @@ def _hard_rows_that_fit(call: Call) -> Call:
     if call.rows is None:
         assume(not bool(np.any(too_big)))
         return call
-    bad = too_big
     arrays = {
-        k: np.where(bad.reshape((-1,) + (1,) * (v.ndim - 1)), 1.0, v)
+        k: np.where(too_big.reshape((-1,) + (1,) * (v.ndim - 1)), 1.0, v)
         for k, v in call.arrays.items()
     }
-    return Call(call.name, call.dtype, arrays, call.static, call.softness, call.rows)
+    return replace(call, arrays=arrays)
 
 
 def _sorted_axis_last(call: Call, out: jax.Array) -> jax.Array:
