@@ -56,6 +56,18 @@ def _row_scale(x: Array) -> Array:
     return jnp.where(jnp.isfinite(scale) & (scale > 1.0), scale, 1.0)
 
 
+def row_center(x: Array) -> Array:
+    """The midrange `max/2 + min/2` along the last axis `(..., 1)`, under `stop_gradient`.
+
+    A centre for shifting a row before cancelling sums: `|x - centre| <= max |x|` never
+    overflows, and on a constant row it equals every entry exactly, so `x - centre` is
+    exactly 0 there (a mean is not: under `jit` the sum may be reassociated and miss the
+    common value by an ulp, 5e21 at 6.5e28 in float32, which `1 / std` then magnifies).
+    """
+    x = lax.stop_gradient(x)
+    return jnp.max(x, axis=-1, keepdims=True) / 2 + jnp.min(x, axis=-1, keepdims=True) / 2
+
+
 def standardize_with_stats(x: Array) -> tuple[Array, Array, Array]:
     """`(z, mean, std)` with `z = sigmoid((x - mean) / std)`, `std = sqrt(var + 1e-6)`.
 
@@ -65,7 +77,10 @@ def standardize_with_stats(x: Array) -> tuple[Array, Array, Array]:
     derivatives NaN).
     """
     c = _row_scale(x)  # (..., 1)
-    mean = c * jnp.mean(x / c, axis=-1, keepdims=True)  # (..., 1)
+    # the mean as an offset from the midrange r: exactly r (and x - mean exactly 0) on
+    # a constant row, which a plain mean is not under jit
+    r = row_center(x)  # (..., 1)
+    mean = r + c * jnp.mean((x - r) / c, axis=-1, keepdims=True)  # (..., 1)
     var = jnp.mean(jnp.square((x - mean) / c), axis=-1, keepdims=True)  # (..., 1)
     # the floor sqrt(1e-6) is the exact value for a constant row when 1e-6 / c²
     # underflows (c > 1e16 in float32)
@@ -113,14 +128,14 @@ def weighted_sum(p: Array, x: Array) -> Array:
 
 def convex_combination(p: Array, x: Array) -> Array:
     """`Σ_j p[..., r, j] x[..., j]` for soft index rows `p` (each sums to 1), taken as
-    `Σ_j p_rj (x_j - m) + m` with `m` the row mean of `x` under `stop_gradient`.
+    `Σ_j p_rj (x_j - m) + m` with `m` the row's midrange under `stop_gradient`.
 
     Both are the same function (and the same derivative: `Σ_j ∂p_rj = 0`), but the
     derivative through `p`, `Σ_j ∂p_rj x_j`, is then summed over `x - m` instead of `x`:
     for a (near-)constant row of large values (1e25 in float32) the uncentred sum is the
     rounding error of cancelling terms of size |x| / softness, which overflowed to ±inf.
     """
-    m = jax.lax.stop_gradient(jnp.mean(x, axis=-1, keepdims=True))  # (..., 1)
+    m = row_center(x)  # (..., 1)
     return weighted_sum(p, x - m) + m  # (..., r)
 
 

@@ -30,6 +30,8 @@ import jax
 import jax.numpy as jnp
 from jax import Array, lax
 
+from diffbio.core.soft_ops._impl.sorting._common import row_center
+
 
 def _combine(left: tuple[Array, Array], right: tuple[Array, Array]) -> tuple[Array, Array]:
     """Compose `h ↦ α h + y` maps: apply `left`, then `right`."""
@@ -57,12 +59,12 @@ def kernel_average(points: Array, values: Array, queries: Array, softness: Array
 
     **Returns:** `(..., m)`, the kernel-weighted averages of `values` at the queries.
 
-    The values are centred on their mean (under `stop_gradient`) and the mean added back,
-    so that the derivative through the weights sums `values - mean`, not `values`, as in
+    The values are centred on their midrange (under `stop_gradient`) and it is added back,
+    so that the derivative through the weights sums `values - centre`, not `values`, as in
     `_common.convex_combination`.
     """
     n = points.shape[-1]
-    center = lax.stop_gradient(jnp.mean(values, axis=-1, keepdims=True))  # (..., 1)
+    center = row_center(values)  # (..., 1)
     values = values - center
     gaps = jnp.diff(points, axis=-1) / softness  # (..., n-1), ≥ 0
     decay = jnp.exp(-gaps)  # (..., n-1) in [0, 1]
