@@ -1074,7 +1074,7 @@ METHODS = {
     "neuralsort": {"modes": ['smooth', 'c0', 'c1', 'c2'], "soft_index": True, "extra": None},
     "sorting_network": {"modes": ['smooth', 'c0', 'c1', 'c2'], "soft_index": True, "extra": None},
     "fast_soft_sort": {"modes": ['smooth', 'c0', 'c1', 'c2'], "soft_index": False, "extra": None},
-    "smooth_sort": {"modes": ['smooth'], "soft_index": False, "extra": 'soft-ops-advanced'},
+    "smooth_sort": {"modes": ['smooth'], "soft_index": False, "extra": None},
     "ot": {"modes": ['smooth', 'c0', 'c1', 'c2'], "soft_index": True, "extra": 'soft-ops-advanced'},
 }
 

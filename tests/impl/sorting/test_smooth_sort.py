@@ -6,9 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-pytest.importorskip("optimistix")
-
-from diffbio.core.soft_ops._impl.sorting import _esp, smooth_sort  # noqa: E402
+from diffbio.core.soft_ops._impl.sorting import _esp, smooth_sort
 
 X = [0.3, -1.2, 0.8, 0.5, 2.0, -0.4]
 TIGHT = {"tol": 1e-12, "max_iter": 5000, "cg_tol": 1e-13}

@@ -17,7 +17,6 @@ VALUES_ONLY: frozenset[str] = frozenset({"fast_soft_sort", "smooth_sort"})
 """Methods that produce sorted values directly and no SoftIndex."""
 
 METHOD_EXTRAS: dict[str, str] = {
-    "smooth_sort": "soft-ops-advanced",
     "ot": "soft-ops-advanced",
 }
 """Method → the optional-dependency group it needs."""

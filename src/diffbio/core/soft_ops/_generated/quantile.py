@@ -66,7 +66,7 @@ def quantile(
         - `neuralsort`: Pairwise absolute differences, then one simplex projection per row.
         - `sorting_network`: Bitonic network of soft compare-and-swap steps.
         - `fast_soft_sort`: Projection onto the permutahedron, reduced to isotonic regression solved by Pool Adjacent Violators; sorted values and ranks only.
-        - `smooth_sort`: C∞ permutahedron projection with log-sum-exp (ESP) bounds, dual solved by L-BFGS, backward by implicit differentiation; sorted values and ranks only. Modes: `smooth`. Needs the `soft-ops-advanced` extra.
+        - `smooth_sort`: C∞ permutahedron projection with log-sum-exp (ESP) bounds, dual solved by a damped Newton method, backward by implicit differentiation; sorted values and ranks only. Modes: `smooth`.
         - `ot`: Entropic (Sinkhorn) or p-norm regularised optimal transport onto sorted anchors; the plan times n is a doubly stochastic soft permutation. Needs the `soft-ops-advanced` extra.
     - `quantile_method`: Interpolation between order statistics, as `method` of `jnp.quantile`.
     - `standardize`: Build the soft permutation from sigmoid((x - mean) / std) along the axis, so that `softness` is scale-free.
@@ -137,7 +137,7 @@ def median(
         - `neuralsort`: Pairwise absolute differences, then one simplex projection per row.
         - `sorting_network`: Bitonic network of soft compare-and-swap steps.
         - `fast_soft_sort`: Projection onto the permutahedron, reduced to isotonic regression solved by Pool Adjacent Violators; sorted values and ranks only.
-        - `smooth_sort`: C∞ permutahedron projection with log-sum-exp (ESP) bounds, dual solved by L-BFGS, backward by implicit differentiation; sorted values and ranks only. Modes: `smooth`. Needs the `soft-ops-advanced` extra.
+        - `smooth_sort`: C∞ permutahedron projection with log-sum-exp (ESP) bounds, dual solved by a damped Newton method, backward by implicit differentiation; sorted values and ranks only. Modes: `smooth`.
         - `ot`: Entropic (Sinkhorn) or p-norm regularised optimal transport onto sorted anchors; the plan times n is a doubly stochastic soft permutation. Needs the `soft-ops-advanced` extra.
     - `standardize`: Build the soft permutation from sigmoid((x - mean) / std) along the axis, so that `softness` is scale-free.
     - `ot_kwargs`: Solver options for method="ot" (ignored by the other methods).
@@ -209,7 +209,7 @@ def percentile(
         - `neuralsort`: Pairwise absolute differences, then one simplex projection per row.
         - `sorting_network`: Bitonic network of soft compare-and-swap steps.
         - `fast_soft_sort`: Projection onto the permutahedron, reduced to isotonic regression solved by Pool Adjacent Violators; sorted values and ranks only.
-        - `smooth_sort`: C∞ permutahedron projection with log-sum-exp (ESP) bounds, dual solved by L-BFGS, backward by implicit differentiation; sorted values and ranks only. Modes: `smooth`. Needs the `soft-ops-advanced` extra.
+        - `smooth_sort`: C∞ permutahedron projection with log-sum-exp (ESP) bounds, dual solved by a damped Newton method, backward by implicit differentiation; sorted values and ranks only. Modes: `smooth`.
         - `ot`: Entropic (Sinkhorn) or p-norm regularised optimal transport onto sorted anchors; the plan times n is a doubly stochastic soft permutation. Needs the `soft-ops-advanced` extra.
     - `quantile_method`: Interpolation between order statistics, as `method` of `jnp.quantile`.
     - `standardize`: Build the soft permutation from sigmoid((x - mean) / std) along the axis, so that `softness` is scale-free.

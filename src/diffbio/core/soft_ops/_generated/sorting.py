@@ -64,7 +64,7 @@ def sort(
         - `neuralsort`: Pairwise absolute differences, then one simplex projection per row.
         - `sorting_network`: Bitonic network of soft compare-and-swap steps.
         - `fast_soft_sort`: Projection onto the permutahedron, reduced to isotonic regression solved by Pool Adjacent Violators; sorted values and ranks only.
-        - `smooth_sort`: C∞ permutahedron projection with log-sum-exp (ESP) bounds, dual solved by L-BFGS, backward by implicit differentiation; sorted values and ranks only. Modes: `smooth`. Needs the `soft-ops-advanced` extra.
+        - `smooth_sort`: C∞ permutahedron projection with log-sum-exp (ESP) bounds, dual solved by a damped Newton method, backward by implicit differentiation; sorted values and ranks only. Modes: `smooth`.
         - `ot`: Entropic (Sinkhorn) or p-norm regularised optimal transport onto sorted anchors; the plan times n is a doubly stochastic soft permutation. Needs the `soft-ops-advanced` extra.
     - `standardize`: Build the soft permutation from sigmoid((x - mean) / std) along the axis, so that `softness` is scale-free.
     - `ot_kwargs`: Solver options for method="ot" (ignored by the other methods).
@@ -324,7 +324,7 @@ def max(
         - `neuralsort`: Pairwise absolute differences, then one simplex projection per row.
         - `sorting_network`: Bitonic network of soft compare-and-swap steps.
         - `fast_soft_sort`: Projection onto the permutahedron, reduced to isotonic regression solved by Pool Adjacent Violators; sorted values and ranks only.
-        - `smooth_sort`: C∞ permutahedron projection with log-sum-exp (ESP) bounds, dual solved by L-BFGS, backward by implicit differentiation; sorted values and ranks only. Modes: `smooth`. Needs the `soft-ops-advanced` extra.
+        - `smooth_sort`: C∞ permutahedron projection with log-sum-exp (ESP) bounds, dual solved by a damped Newton method, backward by implicit differentiation; sorted values and ranks only. Modes: `smooth`.
         - `ot`: Entropic (Sinkhorn) or p-norm regularised optimal transport onto sorted anchors; the plan times n is a doubly stochastic soft permutation. Needs the `soft-ops-advanced` extra.
     - `standardize`: Build the soft permutation from sigmoid((x - mean) / std) along the axis, so that `softness` is scale-free.
     - `ot_kwargs`: Solver options for method="ot" (ignored by the other methods).
@@ -392,7 +392,7 @@ def min(
         - `neuralsort`: Pairwise absolute differences, then one simplex projection per row.
         - `sorting_network`: Bitonic network of soft compare-and-swap steps.
         - `fast_soft_sort`: Projection onto the permutahedron, reduced to isotonic regression solved by Pool Adjacent Violators; sorted values and ranks only.
-        - `smooth_sort`: C∞ permutahedron projection with log-sum-exp (ESP) bounds, dual solved by L-BFGS, backward by implicit differentiation; sorted values and ranks only. Modes: `smooth`. Needs the `soft-ops-advanced` extra.
+        - `smooth_sort`: C∞ permutahedron projection with log-sum-exp (ESP) bounds, dual solved by a damped Newton method, backward by implicit differentiation; sorted values and ranks only. Modes: `smooth`.
         - `ot`: Entropic (Sinkhorn) or p-norm regularised optimal transport onto sorted anchors; the plan times n is a doubly stochastic soft permutation. Needs the `soft-ops-advanced` extra.
     - `standardize`: Build the soft permutation from sigmoid((x - mean) / std) along the axis, so that `softness` is scale-free.
     - `ot_kwargs`: Solver options for method="ot" (ignored by the other methods).
@@ -459,7 +459,7 @@ def rank(
         - `neuralsort`: Pairwise absolute differences, then one simplex projection per row.
         - `sorting_network`: Bitonic network of soft compare-and-swap steps.
         - `fast_soft_sort`: Projection onto the permutahedron, reduced to isotonic regression solved by Pool Adjacent Violators; sorted values and ranks only.
-        - `smooth_sort`: C∞ permutahedron projection with log-sum-exp (ESP) bounds, dual solved by L-BFGS, backward by implicit differentiation; sorted values and ranks only. Modes: `smooth`. Needs the `soft-ops-advanced` extra.
+        - `smooth_sort`: C∞ permutahedron projection with log-sum-exp (ESP) bounds, dual solved by a damped Newton method, backward by implicit differentiation; sorted values and ranks only. Modes: `smooth`.
         - `ot`: Entropic (Sinkhorn) or p-norm regularised optimal transport onto sorted anchors; the plan times n is a doubly stochastic soft permutation. Needs the `soft-ops-advanced` extra.
     - `standardize`: Build the soft permutation from sigmoid((x - mean) / std) along the axis, so that `softness` is scale-free.
     - `ot_kwargs`: Solver options for method="ot" (ignored by the other methods).
@@ -527,7 +527,7 @@ def top_k(
         - `neuralsort`: Pairwise absolute differences, then one simplex projection per row.
         - `sorting_network`: Bitonic network of soft compare-and-swap steps.
         - `fast_soft_sort`: Projection onto the permutahedron, reduced to isotonic regression solved by Pool Adjacent Violators; sorted values and ranks only. `top_k` returns `None` as its SoftIndex.
-        - `smooth_sort`: C∞ permutahedron projection with log-sum-exp (ESP) bounds, dual solved by L-BFGS, backward by implicit differentiation; sorted values and ranks only. Modes: `smooth`. Needs the `soft-ops-advanced` extra. `top_k` returns `None` as its SoftIndex.
+        - `smooth_sort`: C∞ permutahedron projection with log-sum-exp (ESP) bounds, dual solved by a damped Newton method, backward by implicit differentiation; sorted values and ranks only. Modes: `smooth`. `top_k` returns `None` as its SoftIndex.
         - `ot`: Entropic (Sinkhorn) or p-norm regularised optimal transport onto sorted anchors; the plan times n is a doubly stochastic soft permutation. Needs the `soft-ops-advanced` extra.
     - `standardize`: Build the soft permutation from sigmoid((x - mean) / std) along the axis, so that `softness` is scale-free.
     - `ot_kwargs`: Solver options for method="ot" (ignored by the other methods).

@@ -1,9 +1,9 @@
-"""Lazy access to the optional solver libraries of the `ot` and `smooth_sort` methods.
+"""Lazy access to the optional solver libraries of the `ot` method.
 
 `method="ot"` solves transport problems with ott-jax (Sinkhorn) and optimistix (L-BFGS,
-which brings lineax); `method="smooth_sort"` uses optimistix. They come with the `soft-
-ops-advanced` extra and are imported here on first use only, so that `import
-diffbio.core.soft_ops` never imports them and the other methods work without them.
+which brings lineax). They come with the `soft-ops-advanced` extra and are imported
+here on first use only, so that `import diffbio.core.soft_ops` never imports them and
+the other methods work without them.
 """
 
 import importlib
@@ -23,7 +23,6 @@ _MODULES = {
 
 _NEEDS = {
     "ot": ("optimistix", "geometry", "linear_problem", "sinkhorn"),
-    "smooth_sort": ("optimistix",),
 }
 """Method → attributes it needs."""
 
@@ -38,7 +37,7 @@ def require(method: str) -> types.SimpleNamespace:
 
     **Arguments:**
 
-    - `method`: `"ot"` or `"smooth_sort"`.
+    - `method`: `"ot"`.
 
     **Returns:**
 

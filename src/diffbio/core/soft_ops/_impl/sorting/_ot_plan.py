@@ -261,7 +261,7 @@ def lbfgs_solver_type():
     """`make(noise) -> solver`: optimistix L-BFGS with a rounding-tolerant Armijo search
     that stops when `args_error(grad, args) <= 1` (the objective's `args` must be a tuple
     whose first entry is that error function)."""
-    optx = require("smooth_sort").optimistix
+    optx = require("ot").optimistix
 
     class _NoisyArmijo(optx.AbstractSearch):
         """Backtracking Armijo search that accepts a step whose objective change is
@@ -449,7 +449,17 @@ def _pcg(matvec: Callable, precond: Callable, b: Array, tol: float, max_iter: in
     """Preconditioned conjugate gradients for a symmetric positive semi-definite system,
     returning the iterate with the smallest residual. It stops at a relative residual
     `tol`, after `max_iter` steps, or when the curvature `pᵀAp` vanishes, so float32
-    stagnation or a singular (consistent) system never produces non-finite output."""
+    stagnation or a singular (consistent) system never produces non-finite output.
+
+    The system is solved for `b / max|b|` and the solution scaled back (the norms of a
+    right-hand side of 1e20 overflow float32)."""
+    tiny = jnp.finfo(b.dtype).tiny
+    scale = jnp.max(jnp.abs(b))
+    scale = jnp.where(jnp.isfinite(scale) & (scale > tiny), scale, 1.0)
+    return scale * _pcg_unit(matvec, precond, b / scale, tol, max_iter)
+
+
+def _pcg_unit(matvec: Callable, precond: Callable, b: Array, tol: float, max_iter: int) -> Array:
     tiny = jnp.finfo(b.dtype).tiny
     b_norm = jnp.linalg.norm(b)
     target = tol * b_norm

@@ -28,13 +28,19 @@ and rescales by `n − 1`. Like SoftJAX, `smooth_sort` does not standardise its 
 bounds outside the data range); `standardize` is accepted and ignored.
 
 **Solver.** The dual Hessian `H = L diag(σ) L + diag(δ)` is pentadiagonal and badly
-conditioned in the plain variables (plain L-BFGS needs thousands of steps at n = 512
-and, with the tolerances SoftJAX uses, stops with errors of 10⁻² in float32). Writing
-`H ≈ T diag(σ) T` with the tridiagonal `T = L + diag(sqrt(δ / σ))` (equal to H up to
-the cross terms, within a factor 2 where σ and δ vary slowly), L-BFGS (optimistix) runs
-in `γ = sqrt(σ) T (β − β₀)`, with `T` built at the start and rebuilt once after a few
-steps; every step costs a tridiagonal solve. It stops when the dual gradient (the
+conditioned (plain L-BFGS needs thousands of steps at n = 512 and, with the tolerances
+SoftJAX uses, stops with errors of 10⁻² in float32). The dual is minimised by a damped
+Newton method (`_newton`): each step solves `H p = −∇g` by conjugate gradients
+preconditioned with `T diag(σ) T`, `T = L + diag(sqrt(δ / σ))` tridiagonal (equal to
+`H` up to the cross terms, within a factor 2 where σ and δ vary slowly), then halves
+the step until the dual decreases. Newton steps are invariant to the scale of the
+problem, so the same iteration serves inputs of 1e-3 and of 1e30 (where the optimum
+is tens of units of β away from the start). It stops when the dual gradient (the
 mismatch between the gaps implied by the slacks and `δ`) is within tolerance.
+
+The rows are centred first (`w − m`, `z − m'` with the midranges): the projection
+commutes with these shifts, and for a (near-)constant row of large values the bound
+increments then keep their O(τ) differences instead of rounding them away.
 
 **Derivatives.** The projection is a `jax.custom_jvp` of `(sorted z, first differences
 of b)`. Its rule differentiates the optimality conditions: with `W_σ = diag(σ)`,
@@ -42,7 +48,9 @@ of b)`. Its rule differentiates the optimality conditions: with `W_σ = diag(σ)
 
     ẏ = Dᵀ η + (ḃ_n / n) 1,   η = q + W_σ (r − L ρ),   (L W_σ L + W_δ) ρ = L (W_σ r + q),
 
-(the Woodbury form of the primal system, free of divisions by small slacks or gaps),
+(the Woodbury form of the primal system, free of divisions by small slacks or gaps;
+`η` is evaluated as `L⁻¹ W_δ ρ`, equal by the system for `ρ` and free of the
+cancellation of the first form when the gaps are far below the slacks),
 with `ρ` from conjugate gradients preconditioned by `T diag(σ) T`
 (`jax.lax.custom_linear_solve`, so JAX transposes it for reverse mode). The bounds are
 differentiated through the `_esp` recursion.
@@ -50,9 +58,11 @@ differentiated through the `_esp` recursion.
 Reference: SoftJAX 0.1.1 `smooth_sort` (A. Paulus et al., "SoftJAX & SoftTorch",
 arXiv:2603.08824); M. Blondel, O. Teboul, Q. Berthet, J. Djolonga, "Fast
 Differentiable Sorting and Ranking", ICML 2020, arXiv:2002.08871 (permutahedron
-projections); D. C. Liu, J. Nocedal (1989), L-BFGS.
+projections); J. Nocedal, S. J. Wright, "Numerical Optimization" (2006), §7.1
+(Newton-CG).
 """
 
+import math
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -60,9 +70,14 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from diffbio.core.soft_ops._impl.sorting import _esp
-from diffbio.core.soft_ops._impl.sorting._common import hard_rank, hard_sort, output_dtype, prepare
-from diffbio.core.soft_ops._impl.sorting._optional import require
+from diffbio.core.soft_ops._impl.sorting import _esp, _newton
+from diffbio.core.soft_ops._impl.sorting._common import (
+    hard_rank,
+    hard_sort,
+    output_dtype,
+    prepare,
+    row_center,
+)
 
 DEFAULTS: dict[str, Any] = {"tol": 1e-4, "max_iter": 500, "cg_tol": 1e-6, "cg_max_iter": 100}
 _ALIASES = {"lbfgs_tol": "tol", "lbfgs_max_iter": "max_iter"}
@@ -74,8 +89,6 @@ _OT_ONLY = (
 )
 """`ot_kwargs` keys of `method="ot"` that have no meaning here: ignored, so that one
 `ot_kwargs` serves both solver methods."""
-_FIRST_PHASE = 10
-"""L-BFGS steps before the preconditioner is rebuilt at the current point."""
 
 
 def parse_options(options: dict | None) -> dict[str, Any]:
@@ -83,10 +96,10 @@ def parse_options(options: dict | None) -> dict[str, Any]:
 
     Accepted keys:
 
-    - `tol` (alias `lbfgs_tol`, default 1e-4): L-BFGS stops when
+    - `tol` (alias `lbfgs_tol`, default 1e-4): the Newton iteration stops when
       `sqrt(n) · max_k |∂g/∂β_k| ≤ tol · spread(w)`, the dual gradient being the
       mismatch between the gaps of `y` implied by its prefix sums and the gaps `δ`.
-    - `max_iter` (alias `lbfgs_max_iter`, default 500): L-BFGS steps.
+    - `max_iter` (alias `lbfgs_max_iter`, default 500): Newton steps.
     - `cg_tol` (default 1e-6), `cg_max_iter` (default 100): conjugate gradients of the
       implicit derivative.
 
@@ -147,9 +160,15 @@ class _Tridiag(NamedTuple):
     diag: Array  # (..., m) 2 + sqrt(δ / σ)
 
 
+def _LAPLACIAN(like: Array) -> _Tridiag:  # noqa: N802
+    """`L` itself as a `_Tridiag` (for `_tri_solve`), rows shaped like `like`."""
+    return _Tridiag(jnp.ones_like(like), jnp.full_like(like, 2.0))
+
+
 def _tridiag(slack: Array, gap: Array) -> _Tridiag:
     slack = jnp.maximum(slack, jnp.finfo(slack.dtype).tiny)
-    return _Tridiag(slack, 2.0 + jnp.sqrt(gap / slack))
+    # sqrt(δ) / sqrt(σ), not sqrt(δ / σ): the ratio overflows float32 at 1e20 / 1e-26
+    return _Tridiag(slack, 2.0 + jnp.sqrt(gap) / jnp.sqrt(slack))
 
 
 def _tri_solve(tri: _Tridiag, rhs: Array) -> Array:
@@ -173,7 +192,7 @@ def _capped_exp(u: Array) -> Array:
     60: convex, C², finite in float32. The optimum has slacks and gaps far below
     `exp(60)`, so only the trial points of a line search that overshoots see the cap
     (where `exp` would overflow and turn the dual gradient into `inf − inf`)."""
-    cap = jnp.asarray(60.0, u.dtype)
+    cap = jnp.asarray(0.85 * math.log(float(jnp.finfo(u.dtype).max)), u.dtype)
     excess = jnp.maximum(u - cap, 0.0)
     return jnp.exp(jnp.minimum(u, cap)) * (1.0 + excess + 0.5 * excess * excess)
 
@@ -185,63 +204,52 @@ def _dual(beta: Array, c: Array, dz: Array) -> Array:
     )
 
 
-def _objective(gamma, args):
-    _, c, dz, beta0, tri, _ = args
-    return _dual(beta0 + _tri_solve(tri, gamma / jnp.sqrt(tri.slack)), c, dz)
+def _dual_rows(beta: Array, c: Array, dz: Array) -> tuple[Array, Array]:
+    """Each row's dual `g(β)` `(B,)` and the magnitude of its terms `(B,)`."""
+    linear = beta * c
+    slack = _capped_exp(-(dz + _lap(beta)))
+    gap = _capped_exp(-beta)
+    value = jnp.sum(linear + slack + gap, -1)
+    size = jnp.sum(jnp.abs(linear) + slack + gap, -1)
+    return value, size
 
 
-def _error(grad_gamma, args):
-    """Largest dual gradient in β (from the gradient in γ) in units of each row's
-    tolerance, which is raised to the float resolution of the gradient's terms
-    `c − Lσ − δ` (at the phase start) so that rows at the precision floor stop instead of
-    running to `max_iter`."""
-    _, c, _, _, tri, tol = args
-    grad_beta = _tri_apply(tri, grad_gamma * jnp.sqrt(tri.slack))
-    gap = tri.slack * jnp.square(tri.diag - 2.0)
-    size = jnp.max(jnp.abs(c), axis=-1) + 4.0 * jnp.max(tri.slack, axis=-1) + jnp.max(gap, axis=-1)
+def _local(beta: Array, c: Array, dz: Array, tol: Array) -> _newton.Local:
+    """Gradient `c − Lσ − δ`, Hessian `L diag(σ) L + diag(δ)`, the preconditioner
+    `(T diag(σ) T)⁻¹` and the error: the largest gradient entry in units of each row's
+    tolerance, raised to the float resolution of the gradient's terms so that rows at
+    the precision floor stop instead of running to `max_iter`."""
+    slack = _capped_exp(-(dz + _lap(beta)))  # (B, m)
+    gap = _capped_exp(-beta)  # (B, m)
+    lap_slack = _lap(slack)
+    gradient = c - lap_slack - gap
+    tri = _tridiag(slack, gap)
+    size = jnp.max(jnp.abs(c), -1) + 4.0 * jnp.max(slack, -1) + jnp.max(gap, -1)  # (B,)
     floor = 32.0 * jnp.finfo(c.dtype).eps * size
-    return jnp.max(jnp.max(jnp.abs(grad_beta), axis=-1) / jnp.maximum(tol, floor))
+    error = jnp.max(jnp.abs(gradient), -1) / jnp.maximum(tol, floor)
+
+    def hessian(v):
+        return _lap(slack * _lap(v)) + gap * v
+
+    def preconditioner(v):
+        return _tri_solve(tri, _tri_solve(tri, v) / tri.slack)
+
+    return _newton.Local(gradient, hessian, preconditioner, error)
 
 
 def _solve_dual(c: Array, dz: Array, tol: Array, opts: dict) -> Array:
-    """Minimiser `β` `(B, n−1)` of the duals of a batch of rows (tolerances `(B,)`).
-
-    The rows are independent, so their duals are minimised jointly as one sum (one
-    L-BFGS loop for the batch): after preconditioning each row's Hessian is close to
-    the identity, so the joint problem is as well conditioned as each row, and the loop
-    runs once instead of once per row. Two phases: the preconditioner is rebuilt after
-    `_FIRST_PHASE` steps.
-    """
-    optx = require("smooth_sort").optimistix
-    from diffbio.core.soft_ops._impl.sorting._ot_plan import lbfgs_solver_type
-
-    # optimistix's L-BFGS keeps its history in the default float dtype: with float64
-    # enabled, float32 data is solved in float64 (and cast back)
-    wide = jnp.result_type(float)
-    if c.dtype != wide:
-        return _solve_dual(c.astype(wide), dz.astype(wide), tol.astype(wide), opts).astype(c.dtype)
-
-    make = lbfgs_solver_type()
-    noise = 64 * float(jnp.finfo(c.dtype).eps)
+    """Minimiser `β` `(B, n−1)` of the duals of a batch of rows (tolerances `(B,)`), by
+    a damped Newton method (`_newton`) whose steps are solved by conjugate gradients
+    preconditioned with `T diag(σ) T`."""
     # start at the dual point of the vertex y_(k) = b_k − b_(k−1) (gaps δ = c), which
-    # is the solution when the scores are far apart: the dual gradient there is −L σ,
-    # tiny unless some scores are close (starting at β = 0 instead leaves L-BFGS steps
-    # of the size of log c, which overflow exp for inputs spread over ±1e3)
+    # is the solution when the scores are far apart
     beta = -jnp.log(jnp.maximum(c, jnp.finfo(c.dtype).tiny))
-    budget = opts["max_iter"]
-    for steps in (min(_FIRST_PHASE, budget), budget):
-        tri = _tridiag(jnp.exp(-(dz + _lap(beta))), jnp.exp(-beta))
-        args = (_error, c, dz, beta, tri, tol)
-        sol = optx.minimise(
-            _objective,
-            make(noise),
-            jnp.zeros_like(c),
-            args=args,
-            max_steps=max(steps, 1),
-            throw=False,
-        )
-        beta = beta + _tri_solve(tri, sol.value / jnp.sqrt(tri.slack))
-    return beta
+    return _newton.minimise(
+        lambda b: _dual_rows(b, c, dz),
+        lambda b: _local(b, c, dz, tol),
+        beta,
+        max_iter=opts["max_iter"],
+    )
 
 
 def _reconstruct(b: Array, b_n: Array, slack: Array, gap: Array) -> Array:
@@ -262,11 +270,20 @@ def _primal(zs: Array, delta: Array, opts: dict):
     """`(y, slack, gap)` in sorted order for sorted scores `zs` `(B, n)` and bound
     increments `delta` `(B, n)`."""
     b_all = jnp.cumsum(delta, -1)  # (B, n) b_1 … b_n
-    c = delta[..., :-1] - delta[..., 1:]  # (B, n−1)
-    dz = zs[..., :-1] - zs[..., 1:]  # (B, n−1)
     n = zs.shape[-1]
     tiny = jnp.finfo(zs.dtype).tiny
-    spread = jnp.maximum(jnp.std(delta, -1), 1e-6 * (1.0 + jnp.max(jnp.abs(delta), -1)))  # (B,)
+    eps = jnp.finfo(zs.dtype).eps
+    # c > 0 exactly (the ESP bounds are strictly concave in k), but for tied inputs it is
+    # O(τ) and rounds to 0 next to increments of 1e10 in float32, which leaves the dual
+    # without a minimiser; it is floored at the rounding level of the increments
+    c = delta[..., :-1] - delta[..., 1:]  # (B, n−1)
+    c = jnp.maximum(c, 4.0 * eps * jnp.max(jnp.abs(delta), -1, keepdims=True))
+    dz = zs[..., :-1] - zs[..., 1:]  # (B, n−1)
+    # the std of delta, with its moments taken of delta / max|delta| (the square of
+    # 1e30 overflows float32)
+    scale = jnp.maximum(jnp.max(jnp.abs(delta), -1), tiny)  # (B,)
+    spread = scale * jnp.std(delta / scale[:, None], -1)
+    spread = jnp.maximum(spread, 1e-6 * (1.0 + scale))  # (B,)
     tol = jnp.maximum(opts["tol"] * spread / jnp.sqrt(n), tiny)
     beta = _solve_dual(c, dz, tol, opts)
     slack = jnp.exp(-(dz + _lap(beta)))
@@ -298,7 +315,10 @@ def _tangent(slack: Array, gap: Array, dzs: Array, ddelta: Array, opts: dict) ->
         return _pcg(matvec, precond, b, opts["cg_tol"], opts["cg_max_iter"])
 
     rho = jax.lax.custom_linear_solve(hess, _lap(slack * r + q), solve, symmetric=True)
-    eta = q + slack * (r - _lap(rho))
+    # η = q + W_σ (r − L ρ) equals L⁻¹ W_δ ρ (apply L and use the system for ρ): the
+    # second form has no cancellation when the gaps are far below the slacks (inputs
+    # spread over 1e20 and more), where the first loses every digit in float32
+    eta = _tri_solve(_LAPLACIAN(rho), gap * rho)
     return _dt(eta) + db_n / n
 
 
@@ -325,13 +345,20 @@ def _project(z: Array, w: Array, softness: Array, opts: dict) -> Array:
     if n == 1:
         return w
     tau = jnp.minimum(softness, 1.0)
-    delta = tau * jax.vmap(_esp.log_ratios)((w / tau).reshape(-1, n))  # (B, n)
-    zf = (z / softness).reshape(-1, n)  # (B, n)
+    # shifting w by m shifts the projection by m (the bounds b_k move by k·m, the slacks
+    # and gaps not at all); centring first keeps the bound increments' differences c
+    # exact for a (near-)constant row of large values, where w + O(τ) would round away
+    m = row_center(w)  # (..., 1)
+    delta = tau * jax.vmap(_esp.log_ratios)(((w - m) / tau).reshape(-1, n))  # (B, n)
+    # the scores are centred first (a common shift of z moves ⟨z, y⟩ by a constant, as
+    # Σ y is fixed): a constant row of large scores then has zero scores and zero
+    # derivatives in s, instead of (1e30 / 1e-5)·(ds / s) overflowing
+    zf = ((z - row_center(z)) / softness).reshape(-1, n)  # (B, n)
     order = jnp.argsort(-jax.lax.stop_gradient(zf), axis=-1, stable=True)  # (B, n)
     zs = jnp.take_along_axis(zf, order, axis=-1)  # (B, n) decreasing
     ys = _project_sorted(zs, delta, tuple(sorted(opts.items())))  # (B, n)
     inverse = jnp.argsort(order, axis=-1)
-    return jnp.take_along_axis(ys, inverse, axis=-1).reshape(z.shape)
+    return jnp.take_along_axis(ys, inverse, axis=-1).reshape(z.shape) + m
 
 
 def sort(
