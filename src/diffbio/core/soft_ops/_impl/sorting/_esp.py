@@ -41,8 +41,11 @@ from jax import Array
 BLOCK = 8
 """Inputs added between two renormalisations."""
 
-_NEG = -1e30
-"""Stand-in for log 0 of padded inputs (keeps gradients finite)."""
+def _neg(dtype: jnp.dtype) -> float:
+    """Stand-in for log 0 of padded inputs (keeps gradients finite): a quarter of the
+    most negative float, below any input (`u = w / τ` reaches 1e30 and more in float32),
+    with room for the differences taken of it."""
+    return -float(jnp.finfo(dtype).max) / 4
 
 
 def _block(carry: tuple[Array, Array, Array], block_start: Array, u: Array):
@@ -63,7 +66,7 @@ def _block(carry: tuple[Array, Array, Array], block_start: Array, u: Array):
     # entries switched on in this block start at the scale of their own input
     new = (k > r) & (k <= r + BLOCK)
     u_k = jax.lax.dynamic_slice(
-        jnp.concatenate([u, jnp.full((BLOCK,), _NEG, u.dtype)]), (r,), (BLOCK,)
+        jnp.concatenate([u, jnp.full((BLOCK,), _neg(u.dtype), u.dtype)]), (r,), (BLOCK,)
     )
     scale = jax.lax.dynamic_update_slice(scale, u_k, (r + 1,))
     # present entries: multiplier exp(u_j − u_ref) · exp(u_ref − D_k), the second ≤ k
@@ -92,7 +95,7 @@ def log_ratios(u: Array) -> Array:
     us = -jnp.sort(-u)  # (n,) decreasing
     blocks = -(-n // BLOCK)
     pad = blocks * BLOCK - n
-    us = jnp.concatenate([us, jnp.full((pad,), _NEG, u.dtype)])  # (nb·R,)
+    us = jnp.concatenate([us, jnp.full((pad,), _neg(u.dtype), u.dtype)])  # (nb·R,)
     size = blocks * BLOCK + 1
     mant = jnp.zeros((size,), u.dtype).at[0].set(1.0)
     scale = jnp.zeros((size,), u.dtype)

@@ -187,14 +187,28 @@ def _tri_apply(tri: _Tridiag, v: Array) -> Array:
 # --- the dual and its solver ----------------------------------------------------------------------
 
 
+def _cap(dtype: jnp.dtype) -> float:
+    """85% of `log(max float)`: 75.4 in float32."""
+    return 0.85 * math.log(float(jnp.finfo(dtype).max))
+
+
 def _capped_exp(u: Array) -> Array:
-    """`exp(u)` up to `u = 60`, continued beyond by its second-order Taylor polynomial at
-    60: convex, C², finite in float32. The optimum has slacks and gaps far below
-    `exp(60)`, so only the trial points of a line search that overshoots see the cap
-    (where `exp` would overflow and turn the dual gradient into `inf − inf`)."""
-    cap = jnp.asarray(0.85 * math.log(float(jnp.finfo(u.dtype).max)), u.dtype)
+    """`exp(u)` up to `u = cap` (`_cap`), continued beyond by its second-order Taylor
+    polynomial there: convex, C², finite. The optimum has slacks and gaps below the
+    cap for inputs up to 1e30 in float32, so only starting points and trial points of
+    the line search see the continuation (where `exp` would overflow and turn the dual
+    gradient into `inf − inf`)."""
+    cap = jnp.asarray(_cap(u.dtype), u.dtype)
     excess = jnp.maximum(u - cap, 0.0)
     return jnp.exp(jnp.minimum(u, cap)) * (1.0 + excess + 0.5 * excess * excess)
+
+
+def _capped_exp_slopes(u: Array) -> tuple[Array, Array]:
+    """The first and second derivatives of `_capped_exp` at `u`."""
+    cap = jnp.asarray(_cap(u.dtype), u.dtype)
+    excess = jnp.maximum(u - cap, 0.0)
+    second = jnp.exp(jnp.minimum(u, cap))
+    return second * (1.0 + excess), second
 
 
 def _dual(beta: Array, c: Array, dz: Array) -> Array:
@@ -204,14 +218,26 @@ def _dual(beta: Array, c: Array, dz: Array) -> Array:
     )
 
 
-def _dual_rows(beta: Array, c: Array, dz: Array) -> tuple[Array, Array]:
-    """Each row's dual `g(β)` `(B,)` and the magnitude of its terms `(B,)`."""
-    linear = beta * c
-    slack = _capped_exp(-(dz + _lap(beta)))
-    gap = _capped_exp(-beta)
-    value = jnp.sum(linear + slack + gap, -1)
-    size = jnp.sum(jnp.abs(linear) + slack + gap, -1)
-    return value, size
+def _exp_change(u: Array, du: Array) -> Array:
+    """`capped_exp(u + du) − capped_exp(u)`, as `exp(u) · expm1(du)` (exact to rounding of
+    the change itself) where both points are below the cap."""
+    cap = _cap(u.dtype)
+    below = (u < cap) & (u + du < cap)
+    exact = jnp.exp(jnp.minimum(u, cap)) * jnp.expm1(jnp.where(below, du, 0.0))
+    return jnp.where(below, exact, _capped_exp(u + du) - _capped_exp(u))
+
+
+def _dual_change(beta: Array, step: Array, c: Array, dz: Array) -> tuple[Array, Array]:
+    """`g(β + step) − g(β)` per row `(B,)`, summed from each term's own change, and the sum
+    of the changes' magnitudes `(B,)`."""
+    terms = (
+        step * c,
+        _exp_change(-(dz + _lap(beta)), -_lap(step)),
+        _exp_change(-beta, -step),
+    )
+    difference = sum(jnp.sum(t, -1) for t in terms)
+    size = sum(jnp.sum(jnp.abs(t), -1) for t in terms)
+    return difference, size
 
 
 def _local(beta: Array, c: Array, dz: Array, tol: Array) -> _newton.Local:
@@ -219,17 +245,17 @@ def _local(beta: Array, c: Array, dz: Array, tol: Array) -> _newton.Local:
     `(T diag(σ) T)⁻¹` and the error: the largest gradient entry in units of each row's
     tolerance, raised to the float resolution of the gradient's terms so that rows at
     the precision floor stop instead of running to `max_iter`."""
-    slack = _capped_exp(-(dz + _lap(beta)))  # (B, m)
-    gap = _capped_exp(-beta)  # (B, m)
-    lap_slack = _lap(slack)
-    gradient = c - lap_slack - gap
-    tri = _tridiag(slack, gap)
+    # σ, δ and their curvatures (equal below the cap, where the optimum lies)
+    slack, slack_curvature = _capped_exp_slopes(-(dz + _lap(beta)))  # (B, m) each
+    gap, gap_curvature = _capped_exp_slopes(-beta)  # (B, m) each
+    gradient = c - _lap(slack) - gap
+    tri = _tridiag(slack_curvature, gap_curvature)
     size = jnp.max(jnp.abs(c), -1) + 4.0 * jnp.max(slack, -1) + jnp.max(gap, -1)  # (B,)
     floor = 32.0 * jnp.finfo(c.dtype).eps * size
     error = jnp.max(jnp.abs(gradient), -1) / jnp.maximum(tol, floor)
 
     def hessian(v):
-        return _lap(slack * _lap(v)) + gap * v
+        return _lap(slack_curvature * _lap(v)) + gap_curvature * v
 
     def preconditioner(v):
         return _tri_solve(tri, _tri_solve(tri, v) / tri.slack)
@@ -245,7 +271,7 @@ def _solve_dual(c: Array, dz: Array, tol: Array, opts: dict) -> Array:
     # is the solution when the scores are far apart
     beta = -jnp.log(jnp.maximum(c, jnp.finfo(c.dtype).tiny))
     return _newton.minimise(
-        lambda b: _dual_rows(b, c, dz),
+        lambda b, step: _dual_change(b, step, c, dz),
         lambda b: _local(b, c, dz, tol),
         beta,
         max_iter=opts["max_iter"],
