@@ -212,7 +212,7 @@ def test_smooth_sort_of_a_huge_constant_row():
     """A constant row of 1e9 (or 1.2e30) in float32: the bound increments w + O(τ) rounded
     their O(τ) differences away (negative 'c', a dual unbounded below, NaN values), and
     the scores x / s = 1e35 had a derivative in s of 1e40. Both rows are now centred on
-    their midrange first, which the projection commutes with."""
+    their entry nearest zero first, which the projection commutes with."""
     for value, s in ((7.73616535e9, 0.0479), (1.18348851e30, 9.5e-6)):
         x = jnp.full((5,), value, jnp.float32)
         for op in ("sort", "rank"):
@@ -234,7 +234,7 @@ def test_jitted_gradient_on_a_huge_constant_row_is_finite():
     """max([-6.5e28] * 5, softsort) in float32 had an inf gradient under `jit` only: the
     jitted row mean missed the common value by one ulp (4.7e21), and the standardisation
     (std floored at 1e-3 on a constant row) and the centring magnified that offset. Rows
-    are now centred on their midrange, which is exact on a constant row."""
+    are now centred on their entry nearest zero, which is exact on a constant row."""
     x = jnp.full((5,), -6.52524774713974e28, dtype=jnp.float32)
     s = jnp.float32(0.024128951472591108)
     for method in ("softsort", "neuralsort", "sorting_network", "fast_soft_sort"):
@@ -252,3 +252,23 @@ def test_jitted_gradient_on_a_huge_constant_row_is_finite():
             np.testing.assert_allclose(
                 np.sum(gx), n_out * np.cos(np.float32(x[0])), rtol=1e-4,
                 err_msg=f"{op} {method}")
+
+
+def test_centring_keeps_the_small_entries_next_to_a_huge_one():
+    """rank([3, -1e-30, -9.05, -2.96e15, 1e30], s=29437, smooth_sort) in float32 was
+    [4.1, 2.1, 0.5, -1.4, 9.7] (float64: [4.6, 3.0, 1.4, -3.7, 9.7]): centring on the
+    midrange 5e29 rounded 3, 0 and -9 to the same number. Rows are centred on their entry
+    nearest zero, so no entry loses more precision than it has."""
+    x = np.asarray([3.0, -1e-30, -9.0455224959718, -2956812573979239.0, 1e30], np.float32)
+    s = 29437.94729442191
+    r32 = soft_ops.rank(jnp.asarray(x), softness=s, method="smooth_sort")
+    with jax.enable_x64(True):
+        r64 = soft_ops.rank(jnp.asarray(x, jnp.float64), softness=s, method="smooth_sort")
+    np.testing.assert_allclose(np.asarray(r32, np.float64), np.asarray(r64), atol=1e-4)
+    # soft values keep the small entries too (near-hard softness; smooth_sort is
+    # accurate relative to the row's 1e30 scale only, by its non-scale-free regulariser)
+    for method in ("softsort",):
+        values = soft_ops.sort(jnp.asarray(x), softness=1e-4, method=method,
+                               standardize=False)
+        np.testing.assert_allclose(np.asarray(values)[1:4], [-9.0455224959718, -1e-30, 3.0],
+                                   atol=1e-3, err_msg=method)

@@ -57,15 +57,18 @@ def _row_scale(x: Array) -> Array:
 
 
 def row_center(x: Array) -> Array:
-    """The midrange `max/2 + min/2` along the last axis `(..., 1)`, under `stop_gradient`.
+    """The entry nearest zero along the last axis `(..., 1)`, under `stop_gradient`.
 
-    A centre for shifting a row before cancelling sums: `|x - centre| <= max |x|` never
-    overflows, and on a constant row it equals every entry exactly, so `x - centre` is
-    exactly 0 there (a mean is not: under `jit` the sum may be reassociated and miss the
-    common value by an ulp, 5e21 at 6.5e28 in float32, which `1 / std` then magnifies).
+    A centre for shifting a row before cancelling sums. On a constant row it equals
+    every entry exactly, so `x - centre` is exactly 0 there (a mean is not: under `jit`
+    the sum may be reassociated and miss the common value by an ulp, 5e21 at 6.5e28 in
+    float32, which `1 / std` then magnifies). And as `|centre| <= |x_j|` for every j,
+    `x - centre` loses no more precision than `x` itself: a midrange or a mean would
+    wipe out the small entries of a row such as `[3, 0, -9, 1e30]` in float32.
     """
     x = lax.stop_gradient(x)
-    return jnp.max(x, axis=-1, keepdims=True) / 2 + jnp.min(x, axis=-1, keepdims=True) / 2
+    nearest = jnp.argmin(jnp.abs(x), axis=-1, keepdims=True)  # (..., 1)
+    return jnp.take_along_axis(x, nearest, axis=-1)  # (..., 1)
 
 
 def standardize_with_stats(x: Array) -> tuple[Array, Array, Array]:
@@ -77,8 +80,8 @@ def standardize_with_stats(x: Array) -> tuple[Array, Array, Array]:
     derivatives NaN).
     """
     c = _row_scale(x)  # (..., 1)
-    # the mean as an offset from the midrange r: exactly r (and x - mean exactly 0) on
-    # a constant row, which a plain mean is not under jit
+    # the mean as an offset from the row's entry nearest zero r: exactly r (and
+    # x - mean exactly 0) on a constant row, which a plain mean is not under jit
     r = row_center(x)  # (..., 1)
     mean = r + c * jnp.mean((x - r) / c, axis=-1, keepdims=True)  # (..., 1)
     var = jnp.mean(jnp.square((x - mean) / c), axis=-1, keepdims=True)  # (..., 1)
@@ -128,7 +131,7 @@ def weighted_sum(p: Array, x: Array) -> Array:
 
 def convex_combination(p: Array, x: Array) -> Array:
     """`Σ_j p[..., r, j] x[..., j]` for soft index rows `p` (each sums to 1), taken as
-    `Σ_j p_rj (x_j - m) + m` with `m` the row's midrange under `stop_gradient`.
+    `Σ_j p_rj (x_j - m) + m` with `m = row_center(x)` under `stop_gradient`.
 
     Both are the same function (and the same derivative: `Σ_j ∂p_rj = 0`), but the
     derivative through `p`, `Σ_j ∂p_rj x_j`, is then summed over `x - m` instead of `x`:

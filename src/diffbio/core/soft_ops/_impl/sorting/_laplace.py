@@ -59,7 +59,7 @@ def kernel_average(points: Array, values: Array, queries: Array, softness: Array
 
     **Returns:** `(..., m)`, the kernel-weighted averages of `values` at the queries.
 
-    The values are centred on their midrange (under `stop_gradient`) and it is added back,
+    The values are centred on their entry nearest zero (`row_center`) and it is added back,
     so that the derivative through the weights sums `values - centre`, not `values`, as in
     `_common.convex_combination`.
     """

@@ -38,7 +38,7 @@ problem, so the same iteration serves inputs of 1e-3 and of 1e30 (where the opti
 is tens of units of β away from the start). It stops when the dual gradient (the
 mismatch between the gaps implied by the slacks and `δ`) is within tolerance.
 
-The rows are centred first (`w − m`, `z − m'` with the midranges): the projection
+The rows are centred first (`w − m`, `z − m'`, each on its entry nearest zero): the projection
 commutes with these shifts, and for a (near-)constant row of large values the bound
 increments then keep their O(τ) differences instead of rounding them away.
 
