@@ -168,12 +168,14 @@ def check_call(call: Call) -> None:
             r = _np(out)
             slack = 1e-2
             if call.static["method"] == "smooth_sort" and mode != "hard":
-                # its log-sum-exp bounds enlarge [1, n] by up to τ·log C(n, ⌊n/2⌋),
-                # τ = min(softness, 1) (documented; SoftJAX's smooth_sort does the same)
+                # its log-sum-exp bounds enlarge the permutahedron of (1, …, n)/(n − 1)
+                # by up to τ·log C(n, ⌊n/2⌋), τ = min(softness, 1), so the ranks (that
+                # projection times n − 1) leave [1, n] by up to (n − 1)·τ·log C(n, ⌊n/2⌋)
+                # (documented; SoftJAX's smooth_sort does the same)
                 tau = np.minimum(np.asarray(call.softness, np.float64), 1.0)
                 tau = tau.reshape(tau.shape + (1,) * (r.ndim - tau.ndim))
-                slack = slack + tau * math.log(math.comb(n, n // 2))
-            assert np.all(r >= 1 - slack) and np.all(r <= n + slack * n), "rank outside [1, n]"
+                slack = slack + (n - 1) * tau * math.log(math.comb(n, n // 2))
+            assert np.all(r >= 1 - slack) and np.all(r <= n + slack), "rank outside [1, n]"
 
         # dtype and shape follow the hard result; hard equals the hard equivalent
         if "mode" in call.static:
