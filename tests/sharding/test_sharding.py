@@ -49,10 +49,10 @@ KNOWN_BATCH_COLLECTIVES = {
     # gathers / segment-sums with computed flat indices, which the partitioner cannot
     # keep per device: it all-gathers (9 to 11 gathers, ~5 KB at (8, 16)).
     "*:fast_soft_sort": "flat-index gathers and segment sums over the whole batch",
-    # smooth_sort minimises the duals of all rows of the batch as one sum (one L-BFGS
-    # loop for the batch, see smooth_sort._solve_dual): its line search and stopping
-    # test reduce scalars over the batch (17 all-reduces, 91 bytes at (8, 16)).
-    "*:smooth_sort": "one L-BFGS loop for the whole batch reduces scalars across it",
+    # smooth_sort minimises the duals of all rows in one Newton loop (see
+    # smooth_sort._solve_dual): its loop conditions test whether every row has stopped,
+    # which reduces over the batch.
+    "*:smooth_sort": "one Newton loop for the whole batch reduces scalars across it",
 }
 
 

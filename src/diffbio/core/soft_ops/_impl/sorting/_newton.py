@@ -62,17 +62,7 @@ def batched_pcg(
     tiny = jnp.finfo(b.dtype).tiny
     scale = jnp.max(jnp.abs(b), axis=-1, keepdims=True)  # (B, 1)
     scale = jnp.where(jnp.isfinite(scale) & (scale > tiny), scale, 1.0)
-    return scale * _unit_pcg(matvec, precond, b / scale, tol, max_iter)
-
-
-def _unit_pcg(
-    matvec: Callable[[Array], Array],
-    precond: Callable[[Array], Array],
-    b: Array,
-    tol: float,
-    max_iter: int,
-) -> Array:
-    tiny = jnp.finfo(b.dtype).tiny
+    b = b / scale
     target = tol * jnp.linalg.norm(b, axis=-1)  # (B,)
     z = precond(b)
     state = (0, jnp.zeros_like(b), b, z, jnp.sum(b * z, -1), jnp.ones(b.shape[0], bool))
@@ -96,7 +86,7 @@ def _unit_pcg(
         active = active & (jnp.linalg.norm(r, axis=-1) > target)
         return k + 1, x, r, p, rz_new, active
 
-    return jax.lax.while_loop(cond, body, state)[1]
+    return scale * jax.lax.while_loop(cond, body, state)[1]
 
 
 def minimise(

@@ -456,11 +456,7 @@ def _pcg(matvec: Callable, precond: Callable, b: Array, tol: float, max_iter: in
     tiny = jnp.finfo(b.dtype).tiny
     scale = jnp.max(jnp.abs(b))
     scale = jnp.where(jnp.isfinite(scale) & (scale > tiny), scale, 1.0)
-    return scale * _pcg_unit(matvec, precond, b / scale, tol, max_iter)
-
-
-def _pcg_unit(matvec: Callable, precond: Callable, b: Array, tol: float, max_iter: int) -> Array:
-    tiny = jnp.finfo(b.dtype).tiny
+    b = b / scale
     b_norm = jnp.linalg.norm(b)
     target = tol * b_norm
     x0 = jnp.zeros_like(b)
@@ -488,7 +484,7 @@ def _pcg_unit(matvec: Callable, precond: Callable, b: Array, tol: float, max_ite
         best_norm = jnp.where(better, r_norm, best_norm)
         return k + 1, x, r, p, rz_new, best_x, best_norm, stop | ~jnp.isfinite(r_norm)
 
-    return jax.lax.while_loop(cond, body, state0)[5]
+    return scale * jax.lax.while_loop(cond, body, state0)[5]
 
 
 def _chain_conductance(w: Array, d_c: Array, inv_r: Array) -> Array:

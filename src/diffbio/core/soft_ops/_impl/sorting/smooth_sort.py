@@ -160,7 +160,7 @@ class _Tridiag(NamedTuple):
     diag: Array  # (..., m) 2 + sqrt(δ / σ)
 
 
-def _LAPLACIAN(like: Array) -> _Tridiag:  # noqa: N802
+def _laplacian_tridiag(like: Array) -> _Tridiag:
     """`L` itself as a `_Tridiag` (for `_tri_solve`), rows shaped like `like`."""
     return _Tridiag(jnp.ones_like(like), jnp.full_like(like, 2.0))
 
@@ -177,11 +177,6 @@ def _tri_solve(tri: _Tridiag, rhs: Array) -> Array:
     lower = -off
     upper = -jnp.roll(off, -1, axis=-1)  # last entry 0
     return jax.lax.linalg.tridiagonal_solve(lower, tri.diag, upper, rhs[..., None])[..., 0]
-
-
-def _tri_apply(tri: _Tridiag, v: Array) -> Array:
-    """`T v`."""
-    return _lap(v) + (tri.diag - 2.0) * v
 
 
 # --- the dual and its solver ----------------------------------------------------------------------
@@ -209,13 +204,6 @@ def _capped_exp_slopes(u: Array) -> tuple[Array, Array]:
     excess = jnp.maximum(u - cap, 0.0)
     second = jnp.exp(jnp.minimum(u, cap))
     return second * (1.0 + excess), second
-
-
-def _dual(beta: Array, c: Array, dz: Array) -> Array:
-    """Sum over rows of the dual `g(β)` (rows are independent)."""
-    return (
-        jnp.sum(beta * c) + jnp.sum(_capped_exp(-(dz + _lap(beta)))) + jnp.sum(_capped_exp(-beta))
-    )
 
 
 def _exp_change(u: Array, du: Array) -> Array:
@@ -344,7 +332,7 @@ def _tangent(slack: Array, gap: Array, dzs: Array, ddelta: Array, opts: dict) ->
     # η = q + W_σ (r − L ρ) equals L⁻¹ W_δ ρ (apply L and use the system for ρ): the
     # second form has no cancellation when the gaps are far below the slacks (inputs
     # spread over 1e20 and more), where the first loses every digit in float32
-    eta = _tri_solve(_LAPLACIAN(rho), gap * rho)
+    eta = _tri_solve(_laplacian_tridiag(rho), gap * rho)
     return _dt(eta) + db_n / n
 
 
