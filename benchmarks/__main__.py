@@ -226,7 +226,8 @@ def run_worker(args: argparse.Namespace, n: int, records: Path) -> None:
     running and start again from the next case."""
     env = dict(os.environ)
     if args.device != "auto":
-        env["JAX_PLATFORMS"] = "cuda" if args.device == "gpu" else "cpu"
+        # the GPU runs keep a CPU backend too: SoftJAX's ot evaluates through pure_callback
+        env["JAX_PLATFORMS"] = "cuda,cpu" if args.device == "gpu" else "cpu"
     root = Path(__file__).resolve().parent.parent
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
     for _ in range(MAX_RESTARTS):

@@ -272,3 +272,33 @@ def test_centring_keeps_the_small_entries_next_to_a_huge_one():
                                standardize=False)
         np.testing.assert_allclose(np.asarray(values)[1:4], [-9.0455224959718, -1e-30, 3.0],
                                    atol=1e-3, err_msg=method)
+
+
+def test_ot_soft_sort_is_monotone_in_float64():
+    """sort(method="ot", mode="c0") of [-0, -1e-30, -1.147e-8, 3, 3.8143] in float64 broke
+    its order by 2.5e-7: a plan's marginals hold to the solver tolerance (1e-4), so the
+    soft values Σ_i P_ij x_i carried that error times |x| between (nearly) tied
+    positions. SoftIndex rows are now divided by their sums (each value is a weighted mean
+    of the inputs). These rows broke the order by up to 8e-5 before."""
+    with jax.enable_x64(True):
+        cases = {  # standardize: (rows, softness of each row)
+            True: ([[3.0, 0.56695976, 3.0, 3.0, 3.0], [3.8143, 3.8143, 0.5, 3.30359313, 3.8143]],
+                   [0.8242187, 0.0604246]),
+            False: ([[0.5, 1.0, -0.0, 1.0, -0.0], [0.592787432, 1.18657276e-30, 0.5, 0.5, 0.0]],
+                    [0.6461929, 0.0543153]),
+        }
+        for mode in ("c0", "c1", "c2"):
+            for standardize, (x, s) in cases.items():
+                x, s = jnp.asarray(x, jnp.float64), jnp.asarray(s, jnp.float64)
+                kwargs = dict(mode=mode, method="ot", standardize=standardize)
+
+                def rows(op, x=x, s=s, kwargs=kwargs):  # one softness per row
+                    return np.asarray(jax.vmap(lambda xr, sr: op(xr, softness=sr, **kwargs))(x, s))
+
+                values = rows(soft_ops.sort)  # (2, 5)
+                assert np.all(np.diff(values) >= -1e-14 * np.abs(values).max()), (mode, values)
+                if mode == "c0":
+                    index = rows(soft_ops.argsort)  # (2, 5, 5)
+                    np.testing.assert_allclose(index.sum(-1), 1.0, atol=1e-14)
+                    expected = np.einsum("bji,bi->bj", index, np.asarray(x))
+                    np.testing.assert_allclose(values, expected, rtol=1e-12, atol=1e-14)
