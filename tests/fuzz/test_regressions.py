@@ -3,6 +3,8 @@
 Each test names the root cause that was fixed.
 """
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -58,8 +60,8 @@ def test_standardize_of_huge_values_does_not_overflow():
                 out = getattr(soft_ops, op)(x, softness=s, method=method, **extra)
                 return sum(jnp.sum(leaf) for leaf in jax.tree_util.tree_leaves(out))
 
-            value = total(x, jnp.float32(1e-5))
-            gx, gs = jax.grad(total, argnums=(0, 1))(x, jnp.float32(1e-5))
+            both = jax.jit(jax.value_and_grad(total, argnums=(0, 1)))
+            value, (gx, gs) = both(x, jnp.float32(1e-5))
             assert np.isfinite(value) and np.all(np.isfinite(gx)) and np.isfinite(gs), (
                 op, method, value, gx, gs)
         top = soft_ops.top_k(x, 1, softness=1e-5, method=method)[0]
@@ -104,8 +106,9 @@ def test_soft_values_of_a_large_constant_row_have_finite_gradients():
         def total(x, op=op, extra=extra, method=method):
             return jnp.sum(op(x, softness=0.0057, method=method, **extra))
 
-        grad = np.asarray(jax.grad(total)(x), np.float64)
-        outputs = np.asarray(op(x, softness=0.0057, method=method, **extra)).size
+        grad = np.asarray(jax.jit(jax.grad(total))(x), np.float64)
+        outputs = jax.eval_shape(lambda x, op=op, extra=extra, method=method: op(
+            x, softness=0.0057, method=method, **extra), x).size
         assert np.all(np.isfinite(grad)), (method, op, grad)
         # shift equivariance: Σ_j ∂(Σ_r values_r)/∂x_j = number of outputs, spread evenly
         np.testing.assert_allclose(grad, outputs / x.size, rtol=1e-3, err_msg=method)
@@ -189,20 +192,25 @@ def test_smooth_sort_of_values_spread_over_1e30():
                                    method="smooth_sort"))
     np.testing.assert_allclose(y32, y64, rtol=1e-5)  # the solver's tolerance
 
-    # derivatives in float32 match float64 for other scales and both operations
+    # derivatives in float32 match float64 for other scales and both operations (one
+    # compiled gradient per operation and dtype, reused across the scales)
+    weights = np.asarray([0.3, -1.0, 0.5, 2.0, 0.7])
+    grads = {}
+    for op in ("sort", "rank"):
+        def total(x, s, op=op):
+            out = getattr(soft_ops, op)(x, softness=s, method="smooth_sort")
+            return jnp.sum(jnp.asarray(weights, x.dtype) * out)
+
+        grads[op] = jax.jit(jax.grad(total))
     rng = np.random.default_rng(0)
     for scale in (1e-3, 1e10, 1e20, 1e30):
         x = rng.normal(size=5) * scale
         x[3] = x[1]  # a tie
-        for op in ("sort", "rank"):
-            def total(x, s, op=op):
-                out = getattr(soft_ops, op)(x, softness=s, method="smooth_sort")
-                return jnp.sum(jnp.asarray([0.3, -1.0, 0.5, 2.0, 0.7], x.dtype) * out)
-
-            g32 = jax.grad(total)(jnp.asarray(x, jnp.float32), jnp.float32(0.5))
+        for op, grad in grads.items():
+            g32 = grad(jnp.asarray(x, jnp.float32), jnp.float32(0.5))
             with jax.enable_x64(True):
                 x64 = jnp.asarray(x, jnp.float32).astype(jnp.float64)
-                g64 = jax.grad(total)(x64, jnp.float64(0.5))
+                g64 = grad(x64, jnp.float64(0.5))
             assert np.all(np.isfinite(np.asarray(g32))), (scale, op, g32)
             np.testing.assert_allclose(np.asarray(g32, np.float64), np.asarray(g64),
                                        atol=1e-4 * np.max(np.abs(g64)), err_msg=f"{scale} {op}")
@@ -213,20 +221,22 @@ def test_smooth_sort_of_a_huge_constant_row():
     their O(τ) differences away (negative 'c', a dual unbounded below, NaN values), and
     the scores x / s = 1e35 had a derivative in s of 1e40. Both rows are now centred on
     their entry nearest zero first, which the projection commutes with."""
+    ops = {op: jax.jit(partial(getattr(soft_ops, op), method="smooth_sort"))
+           for op in ("sort", "rank")}
+    grads = {
+        op: jax.jit(jax.grad(lambda x, s, f=f: jnp.sum(jnp.sin(f(x, softness=s))), (0, 1)))
+        for op, f in ops.items()
+    }
     for value, s in ((7.73616535e9, 0.0479), (1.18348851e30, 9.5e-6)):
         x = jnp.full((5,), value, jnp.float32)
-        for op in ("sort", "rank"):
-            def total(x, s, op=op):
-                return jnp.sum(jnp.sin(getattr(soft_ops, op)(x, softness=s,
-                                                             method="smooth_sort")))
-
-            out = np.asarray(getattr(soft_ops, op)(x, softness=s, method="smooth_sort"))
+        s = jnp.float32(s)
+        for op, f in ops.items():
+            out = np.asarray(f(x, softness=s))
             if op == "rank":  # shift invariant: the ranks of a constant row of zeros
-                zeros = soft_ops.rank(jnp.zeros_like(x), softness=s, method="smooth_sort")
-                np.testing.assert_allclose(out, zeros, rtol=1e-5)
+                np.testing.assert_allclose(out, f(jnp.zeros_like(x), softness=s), rtol=1e-5)
             else:  # the ESP enlargement τ·log C(n, k) is far below one ulp of the value
                 np.testing.assert_allclose(out, value, rtol=1e-6)
-            gx, gs = jax.grad(total, argnums=(0, 1))(x, jnp.float32(s))
+            gx, gs = grads[op](x, s)
             assert np.all(np.isfinite(np.asarray(gx))) and np.isfinite(gs), (op, gx, gs)
 
 
@@ -293,7 +303,8 @@ def test_ot_soft_sort_is_monotone_in_float64():
                 kwargs = dict(mode=mode, method="ot", standardize=standardize)
 
                 def rows(op, x=x, s=s, kwargs=kwargs):  # one softness per row
-                    return np.asarray(jax.vmap(lambda xr, sr: op(xr, softness=sr, **kwargs))(x, s))
+                    each = jax.vmap(lambda xr, sr: op(xr, softness=sr, **kwargs))
+                    return np.asarray(jax.jit(each)(x, s))
 
                 values = rows(soft_ops.sort)  # (2, 5)
                 assert np.all(np.diff(values) >= -1e-14 * np.abs(values).max()), (mode, values)
