@@ -158,16 +158,16 @@ def test_smooth_sort_far_from_float64_at_1e5():
     line search accepted a trial point whose dual overflowed), then 3% from the float64
     optimum (L-BFGS stalled). The dual is now minimised by a damped Newton method whose
     line search rejects non-finite trials."""
+    sort = jax.jit(partial(soft_ops.sort, softness=10.0, method="smooth_sort"))
     x = jnp.asarray([1e5, 0.0, 3.0], jnp.float32)
-    values = soft_ops.sort(x, softness=10.0, method="smooth_sort")
+    values = sort(x)
     assert np.all(np.diff(np.asarray(values)) > 0)  # the order is kept
     with jax.enable_x64(True):
-        exact = soft_ops.sort(jnp.asarray([1e5, 0.0, 3.0]), softness=10.0, method="smooth_sort")
+        exact = sort(jnp.asarray([1e5, 0.0, 3.0]))
         # (within the solver's tolerance, 1e-4 of the spread / sqrt(n))
         np.testing.assert_allclose(float(jnp.sum(exact)), 1e5 + 3.0, rtol=1e-5)
     np.testing.assert_allclose(np.asarray(values, np.float64), np.asarray(exact), rtol=1e-4)
-    grad = jax.grad(lambda x: jnp.sum(jnp.sin(soft_ops.sort(x, softness=10.0,
-                                                             method="smooth_sort"))))(x)
+    grad = jax.jit(jax.grad(lambda x: jnp.sum(jnp.sin(sort(x)))))(x)
     assert np.all(np.isfinite(np.asarray(grad)))
 
 
@@ -297,7 +297,7 @@ def test_ot_soft_sort_is_monotone_in_float64():
             False: ([[0.5, 1.0, -0.0, 1.0, -0.0], [0.592787432, 1.18657276e-30, 0.5, 0.5, 0.0]],
                     [0.6461929, 0.0543153]),
         }
-        for mode in ("c0", "c1", "c2"):
+        for mode in ("c0", "c2"):  # p = 2 and p = 4/3 (c1, p = 3/2, lies between)
             for standardize, (x, s) in cases.items():
                 x, s = jnp.asarray(x, jnp.float64), jnp.asarray(s, jnp.float64)
                 kwargs = dict(mode=mode, method="ot", standardize=standardize)
