@@ -76,6 +76,12 @@ def _distributions(rows: Array) -> Array:
     return rows / jnp.where(total > 0.5, total, jnp.ones_like(total))
 
 
+def _sorted_rows(z: Array, s: Array, mode: str, descending: bool, options: dict | None):
+    """SoftIndex `(..., n, n)` (sorted positions × inputs): the transposed plan, each row
+    divided by its sum (`_distributions`)."""
+    return _distributions(jnp.swapaxes(_uniform_plan(z, s, mode, descending, options), -1, -2))
+
+
 def _uniform_plan(z: Array, s: Array, mode: str, descending: bool, options: dict | None):
     """Soft permutation `P = n Γ` `(..., n, n)` (inputs × sorted positions)."""
     n = z.shape[-1]
@@ -114,8 +120,7 @@ def argsort(
     if mode == "hard":
         return hard_argsort(x, descending)
     _, s, z = _scores(x, softness, standardize)
-    p = _uniform_plan(z, s, mode, descending, options)  # (..., n, n)
-    return _distributions(jnp.swapaxes(p, -1, -2)).astype(output_dtype(x))
+    return _sorted_rows(z, s, mode, descending, options).astype(output_dtype(x))
 
 
 def sort(
@@ -137,10 +142,10 @@ def sort(
     if mode == "hard":
         return hard_sort(x, descending)
     xc, s, z = _scores(x, softness, standardize)
-    p = _uniform_plan(z, s, mode, descending, options)  # (..., n, n)
+    index = _sorted_rows(z, s, mode, descending, options)  # (..., n, n)
     if not gated_grad:
-        p = jax.lax.stop_gradient(p)
-    values = convex_combination(_distributions(jnp.swapaxes(p, -1, -2)), xc)  # (..., n)
+        index = jax.lax.stop_gradient(index)
+    values = convex_combination(index, xc)  # (..., n)
     return values.astype(output_dtype(x))  # (..., n)
 
 
@@ -228,7 +233,7 @@ def top_k(
         return hard_top_k(x, k)
     xc, s, z = _scores(x, softness, standardize)
     if k == n:
-        index = _distributions(jnp.swapaxes(_uniform_plan(z, s, mode, True, options), -1, -2))
+        index = _sorted_rows(z, s, mode, True, options)  # (..., n, n)
     else:
         # anchors (1, (k−1)/k, …, 0), solved as −z onto (−1, …, 0) to keep them ascending
         anchors = -jnp.linspace(1.0, 0.0, k + 1, dtype=z.dtype)  # (k+1,)

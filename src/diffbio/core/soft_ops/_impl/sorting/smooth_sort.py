@@ -171,6 +171,25 @@ def _tridiag(slack: Array, gap: Array) -> _Tridiag:
     return _Tridiag(slack, 2.0 + jnp.sqrt(gap) / jnp.sqrt(slack))
 
 
+def _hessian(slack_curvature: Array, gap_curvature: Array):
+    """`v ↦ (L diag(σ'') L + diag(δ'')) v`, the dual Hessian for the curvatures of the
+    slack and gap terms."""
+
+    def apply(v: Array) -> Array:
+        return _lap(slack_curvature * _lap(v)) + gap_curvature * v
+
+    return apply
+
+
+def _preconditioner(tri: _Tridiag):
+    """`v ↦ (T diag(σ) T)⁻¹ v`, two tridiagonal solves."""
+
+    def apply(v: Array) -> Array:
+        return _tri_solve(tri, _tri_solve(tri, v) / tri.slack)
+
+    return apply
+
+
 def _tri_solve(tri: _Tridiag, rhs: Array) -> Array:
     """`T⁻¹ rhs` along the last axis (LAPACK tridiagonal solves)."""
     off = jnp.ones_like(rhs).at[..., 0].set(0.0)  # (..., m)
@@ -241,14 +260,8 @@ def _local(beta: Array, c: Array, dz: Array, tol: Array) -> _newton.Local:
     size = jnp.max(jnp.abs(c), -1) + 4.0 * jnp.max(slack, -1) + jnp.max(gap, -1)  # (B,)
     floor = 32.0 * jnp.finfo(c.dtype).eps * size
     error = jnp.max(jnp.abs(gradient), -1) / jnp.maximum(tol, floor)
-
-    def hessian(v):
-        return _lap(slack_curvature * _lap(v)) + gap_curvature * v
-
-    def preconditioner(v):
-        return _tri_solve(tri, _tri_solve(tri, v) / tri.slack)
-
-    return _newton.Local(gradient, hessian, preconditioner, error)
+    hessian = _hessian(slack_curvature, gap_curvature)
+    return _newton.Local(gradient, hessian, _preconditioner(tri), error)
 
 
 def _solve_dual(c: Array, dz: Array, tol: Array, opts: dict) -> Array:
@@ -317,13 +330,8 @@ def _tangent(slack: Array, gap: Array, dzs: Array, ddelta: Array, opts: dict) ->
     db_n = db[-1]
     q = db[:-1] - (db_n / n) * jnp.arange(1, n, dtype=dzs.dtype)  # (n−1,)
     r = _d(dzs)  # (n−1,)
-    tri = _tridiag(slack, gap)
-
-    def hess(v):  # (L W_σ L + W_δ) v
-        return _lap(slack * _lap(v)) + gap * v
-
-    def precond(v):  # (T W_σ T)⁻¹ v
-        return _tri_solve(tri, _tri_solve(tri, v) / tri.slack)
+    hess = _hessian(slack, gap)  # L W_σ L + W_δ
+    precond = _preconditioner(_tridiag(slack, gap))
 
     def solve(matvec, b):
         return _pcg(matvec, precond, b, opts["cg_tol"], opts["cg_max_iter"])
