@@ -36,13 +36,15 @@ SOFT = _ordering(SOFT_CASES)
 ST = _ordering(ST_CASES)
 # Compilation dominates the soft checks: `make test` runs them in float32 (float64 for
 # finite differences), the slow profile (`make test-full`) in every dtype. The methods
-# that run an iterative solver (those of an optional extra) compile slowest: `make test`
-# covers them on a representative subset of the operations, the slow profile on all.
-SOLVER_METHODS = {name for name, info in METHODS.items() if info["extra"]}
+# that run an iterative solver (ot's Sinkhorn / dual solvers, smooth_sort's Newton loop)
+# compile slowest: `make test` covers them on a representative subset of the operations,
+# the slow profile on all.
+SOLVER_METHODS = {"ot", "smooth_sort"}
 REPRESENTATIVE_OPS = {"sort", "argsort", "rank"}
 """Operations a solver method runs in `make test` (float32 checks)."""
 REPRESENTATIVE_FD_OPS = {"argsort", "rank"}
-"""... and in the float64 finite-difference check (argsort: ot's plan; rank: both)."""
+"""... and in the float64 finite-difference check (argsort: ot's plan; rank: both; sort
+is argsort's plan times x)."""
 TIGHT_SOLVER = {
     "ot": {"tol": 1e-12, "max_iter": 100000, "cg_tol": 1e-13},
     "smooth_sort": {"tol": 1e-12, "max_iter": 5000, "cg_tol": 1e-13, "cg_max_iter": 1000},
@@ -186,89 +188,100 @@ def test_hard_mode_equals_the_hard_equivalent(name, dtype, axis):
 # ---------------------------------------------------------------- soft modes
 
 
-@pytest.mark.parametrize(("name", "mode", "method", "dtype"), PROFILE_SOFT)
-def test_small_softness_converges_to_hard(name, mode, method, dtype):
-    with dtype_scope(dtype):
-        x = separated(dtype)
-        soft = jitted(name, softness=1e-3, mode=mode, method=method)(x)
-        hard = call(name, x, mode="hard", method=method)
-        if name == "top_k" and not METHODS[method]["soft_index"]:
-            assert soft[1] is None  # a values-only method has no SoftIndex
-            soft, hard = soft[0], hard[0]
-        tol = 3e-2 if dtype == "bfloat16" else 1e-3
-        for s, h in zip(
-            jax.tree_util.tree_leaves(soft), jax.tree_util.tree_leaves(hard), strict=True
-        ):
-            assert s.dtype == h.dtype == jnp.dtype(dtype)
-            scale = np.maximum(1.0, np.abs(_np(h)))
-            assert np.all(np.abs(_np(s) - _np(h)) <= tol * scale), (s, h)
+def _value_and_gradient(name, mode, method):
+    """One compiled program per case, the softness an argument (so every softness below
+    reuses it): `((Σ sin(outputs), outputs), d/dx)` along the last axis."""
+
+    def total(x, softness):
+        out = call(name, x, axis=-1, softness=softness, mode=mode, method=method)
+        return sum(jnp.sum(jnp.sin(leaf)) for leaf in jax.tree_util.tree_leaves(out)), out
+
+    return jax.jit(jax.value_and_grad(total, has_aux=True))
 
 
-@pytest.mark.parametrize(("name", "mode", "method", "dtype"), PROFILE_SOFT)
-def test_invariants_hold_at_ties_and_constant_rows(name, mode, method, dtype):
+def _converges_to_hard(name, method, dtype, run):
+    x = separated(dtype)
+    (_, soft), _ = run(x, 1e-3)
+    hard = call(name, x, axis=-1, mode="hard", method=method)
+    if name == "top_k" and not METHODS[method]["soft_index"]:
+        assert soft[1] is None  # a values-only method has no SoftIndex
+        soft, hard = soft[0], hard[0]
+    tol = 3e-2 if dtype == "bfloat16" else 1e-3
+    for s, h in zip(jax.tree_util.tree_leaves(soft), jax.tree_util.tree_leaves(hard), strict=True):
+        assert s.dtype == h.dtype == jnp.dtype(dtype)
+        scale = np.maximum(1.0, np.abs(_np(h)))
+        assert np.all(np.abs(_np(s) - _np(h)) <= tol * scale), ("softness 1e-3 vs hard", s, h)
+
+
+def _invariants(name, mode, method, dtype, run):
     """SoftIndex rows are distributions; sort is monotone and within [min, max]; ranks
     lie in [1, n] and sum to n(n+1)/2; values and gradients are finite."""
-    with dtype_scope(dtype):
-        info = OPS[name]
-        # A sorting network is monotone only while the softness is small against the
-        # gaps (Petersen et al. 2022, arXiv:2203.09630): probe it at 0.1, the others at 0.3.
-        softness = 0.1 if method == "sorting_network" else 0.3
-        for x in (jnp.concatenate([with_ties(dtype), separated(dtype)]),):
-            out = jitted(name, axis=-1, softness=softness, mode=mode, method=method)(x)
-            leaves = jax.tree_util.tree_leaves(out)
-            for leaf in leaves:
-                assert np.all(np.isfinite(_np(leaf)))
-            index = out[1] if name == "top_k" else (out if info["returns"] == "SoftIndex" else None)
-            if index is not None:
-                # ot's solvers stop when every row and column sum is within 1e-4
-                tol = 2e-2 if dtype == "bfloat16" else (1e-4 if method == "ot" else 1e-5)
-                assert np.all(_np(index) >= 0)
-                np.testing.assert_allclose(_np(index).sum(-1), 1.0, atol=tol)
-            values = _np(leaves[0])
-            lo, hi = _np(x).min(-1, keepdims=True), _np(x).max(-1, keepdims=True)
-            slack = 1e-2 * (hi - lo) + 1e-5 if dtype == "bfloat16" else 1e-5 * (1 + np.abs(hi))
-            if method == "ot":  # weights sum to 1 within the solver's 1e-4
-                slack = slack + 1e-4 * np.maximum(np.abs(lo), np.abs(hi))
-            if name in ("max", "min"):
-                values = values[:, None]
-            # smooth_sort's log-sum-exp bounds enlarge the permutahedron by up to
-            # τ·log C(n, k), so its values leave [min, max] and its ranks [1, n]
-            bounded = method != "smooth_sort"
-            if name in ("sort", "top_k", "max", "min") and bounded:
-                assert np.all(values >= lo - slack) and np.all(values <= hi + slack)
-            if name == "sort":
-                assert np.all(np.diff(values, axis=-1) >= -slack)
-            if name == "rank":
-                if bounded:
-                    assert np.all(values >= 1 - 1e-3) and np.all(values <= N + 1e-3)
-                # fast_soft_sort's smooth mode is the log-KL projection s − v, which does
-                # not keep the sum (tied inputs share (n−1)·(lse(ρ'_B) − log m))
-                if (method, mode) != ("fast_soft_sort", "smooth"):
-                    np.testing.assert_allclose(values.sum(-1), N * (N + 1) / 2, rtol=2e-2)
+    info = OPS[name]
+    # A sorting network is monotone only while the softness is small against the
+    # gaps (Petersen et al. 2022, arXiv:2203.09630): probe it at 0.1, the others at 0.3.
+    softness = 0.1 if method == "sorting_network" else 0.3
+    for x in (with_ties(dtype), separated(dtype)):
+        (_, out), grad = run(x, softness)
+        assert np.all(np.isfinite(_np(grad))), ("gradient", x, grad)
+        leaves = jax.tree_util.tree_leaves(out)
+        for leaf in leaves:
+            assert np.all(np.isfinite(_np(leaf))), (x, leaf)
+        index = out[1] if name == "top_k" else (out if info["returns"] == "SoftIndex" else None)
+        if index is not None:
+            # ot's solvers stop when every row and column sum is within 1e-4
+            tol = 2e-2 if dtype == "bfloat16" else (1e-4 if method == "ot" else 1e-5)
+            assert np.all(_np(index) >= 0)
+            np.testing.assert_allclose(_np(index).sum(-1), 1.0, atol=tol)
+        values = _np(leaves[0])
+        lo, hi = _np(x).min(-1, keepdims=True), _np(x).max(-1, keepdims=True)
+        slack = 1e-2 * (hi - lo) + 1e-5 if dtype == "bfloat16" else 1e-5 * (1 + np.abs(hi))
+        if method == "ot":  # weights sum to 1 within the solver's 1e-4
+            slack = slack + 1e-4 * np.maximum(np.abs(lo), np.abs(hi))
+        if name in ("max", "min"):
+            values = values[:, None]
+        # smooth_sort's log-sum-exp bounds enlarge the permutahedron by up to
+        # τ·log C(n, k), so its values leave [min, max] and its ranks [1, n]
+        bounded = method != "smooth_sort"
+        if name in ("sort", "top_k", "max", "min") and bounded:
+            assert np.all(values >= lo - slack) and np.all(values <= hi + slack), (x, values)
+        if name == "sort":
+            assert np.all(np.diff(values, axis=-1) >= -slack), (x, values)
+        if name == "rank":
+            if bounded:
+                assert np.all(values >= 1 - 1e-3) and np.all(values <= N + 1e-3), (x, values)
+            # fast_soft_sort's smooth mode is the log-KL projection s − v, which does
+            # not keep the sum (tied inputs share (n−1)·(lse(ρ'_B) − log m))
+            if (method, mode) != ("fast_soft_sort", "smooth"):
+                np.testing.assert_allclose(values.sum(-1), N * (N + 1) / 2, rtol=2e-2)
 
-            def total(x, softness=softness):
-                out = call(name, x, axis=-1, softness=softness, mode=mode, method=method)
-                return sum(jnp.sum(jnp.sin(leaf)) for leaf in jax.tree_util.tree_leaves(out))
 
-            grad = jax.jit(jax.grad(total))(x)
-            assert np.all(np.isfinite(_np(grad))), grad
+def _vmap_matches_batched(name, mode, method, dtype, run):
+    """`jit(vmap(f))` over the rows equals the batched call (rows are independent along
+    axis=-1, so vmap over rows is f itself)."""
+    x = separated(dtype)
+    (_, batched), _ = run(x, 0.3)
+
+    def f(x, softness):
+        return call(name, x, axis=-1, softness=softness, mode=mode, method=method)
+
+    mapped = jax.jit(jax.vmap(f, in_axes=(0, None)))(x, 0.3)
+    tol = 2e-2 if dtype == "bfloat16" else 1e-5
+    for o, w in zip(
+        jax.tree_util.tree_leaves(mapped), jax.tree_util.tree_leaves(batched), strict=True
+    ):
+        np.testing.assert_allclose(_np(o), _np(w), rtol=tol, atol=tol, err_msg="vmap")
 
 
 @pytest.mark.parametrize(("name", "mode", "method", "dtype"), PROFILE_SOFT)
-def test_jit_of_vmap_matches_eager(name, mode, method, dtype):
+def test_soft_mode_limits_invariants_and_vmap(name, mode, method, dtype):
+    """Three checks on one compiled program (compiling dominates these small inputs):
+    softness 1e-3 gives the hard result; the invariants hold at ties and constant rows;
+    vmap over the rows agrees with the batched call."""
     with dtype_scope(dtype):
-        x = separated(dtype)
-
-        def f(x):  # rows are independent along axis=-1, so vmap over rows is f itself
-            return call(name, x, axis=-1, softness=0.3, mode=mode, method=method)
-
-        eager = f(x)
-        tol = 2e-2 if dtype == "bfloat16" else 1e-5
-        for other in (jax.jit(jax.vmap(f))(x),):  # jit and vmap at once
-            for o, w in zip(
-                jax.tree_util.tree_leaves(other), jax.tree_util.tree_leaves(eager), strict=True
-            ):
-                np.testing.assert_allclose(_np(o), _np(w), rtol=tol, atol=tol)
+        run = _value_and_gradient(name, mode, method)
+        _converges_to_hard(name, method, dtype, run)
+        _invariants(name, mode, method, dtype, run)
+        _vmap_matches_batched(name, mode, method, dtype, run)
 
 
 @pytest.mark.parametrize(("name", "mode", "method", "dtype"), FLOAT64_SOFT)

@@ -5,8 +5,8 @@ sorted axis itself (XLA moves the data it needs; the collectives are counted).
 The device count is fixed when jax initialises, so the checks run in one subprocess
 (`tests/sharding/_sharded_checks.py`) started with
 `XLA_FLAGS=--xla_force_host_platform_device_count=8`, which reports per case as JSON.
-`make test` runs a quick subset (`sort` with every method, and the default method of
-`argsort`, `rank`, `top_k`, `quantile`); the slow run covers every op x method.
+`make test` runs a quick subset (every method once, between them `sort`, `argsort`,
+`rank`, `top_k` and `quantile`); the slow run covers every op x method.
 
 Tolerance: sharded and unsharded float32 results agree to 1e-6, or, where the op's
 own float32 rounding error (the unsharded float32 result against the same computation
