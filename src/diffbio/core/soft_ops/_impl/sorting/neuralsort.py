@@ -44,11 +44,16 @@ _EMPTY_COLUMN = 1e-10
 
 
 def abs_row_sums(z: Array, softness: Array, mode: str) -> Array:
-    """`A_j = Σ_i softabs(z_i - z_j)` `(..., n)`, a block of columns j at a time."""
+    """`A_j = Σ_i softabs(z_j - z_i)` `(..., n)`, a block of entries j at a time.
+
+    The soft absolute value is even, so each block sums along its last (contiguous)
+    axis: reducing the block `(..., n, c)` over its second-to-last axis instead is
+    about three times slower on CPU.
+    """
 
     def columns(z_block: Array) -> Array:  # (..., c) -> (..., c)
-        diff = z[..., :, None] - z_block[..., None, :]  # (..., n, c)
-        return jnp.sum(softabs(diff, softness, mode), axis=-2)  # (..., c)
+        diff = z_block[..., :, None] - z[..., None, :]  # (..., c, n)
+        return jnp.sum(softabs(diff, softness, mode), axis=-1)  # (..., c)
 
     return map_row_blocks(columns, (z,), block_rows(z.shape[:-1], z.shape[-1]))  # (..., n)
 
@@ -144,7 +149,8 @@ def rank(
 
     def columns(coef_block: Array, pos_block: Array, mask: Array) -> tuple[Array, Array]:
         p = soft_index(scores(coef_block, z, a_sums), s, mode) * mask[:, None]  # (..., c, n)
-        weighted = jnp.einsum("...rn,r->...n", p, pos_block, precision="highest")  # (..., n)
+        # a fused multiply and sum (a dot over the rows r runs about 1.5x slower on CPU)
+        weighted = jnp.sum(p * pos_block[:, None], axis=-2)  # (..., n)
         return jnp.sum(p, axis=-2), weighted  # (..., n), (..., n)
 
     block = block_rows(x.shape[:-1], n)
