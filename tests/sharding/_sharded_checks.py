@@ -72,7 +72,8 @@ QUICK = (
 
 def quick_cases() -> list[tuple[str, str]]:
     """`QUICK`, less the methods whose optional dependency is missing."""
-    return [case for case in QUICK if case in all_cases()]
+    available = set(all_cases())
+    return [case for case in QUICK if case in available]
 
 
 def all_cases() -> list[tuple[str, str]]:
