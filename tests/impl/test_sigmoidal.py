@@ -93,3 +93,42 @@ def test_huge_inputs_do_not_overflow_the_polynomial_or_its_gradient(mode):
     np.testing.assert_array_equal(softrelu(x, 1e-6, mode), jax.nn.relu(x))
     grad = jax.grad(lambda v: softrelu(v, 1e-6, mode).sum())(x)
     np.testing.assert_array_equal(grad, [0.0, 1.0])
+
+
+def _closed_form_slope(mode, x, s):
+    u = x / (5 * s)
+    inside = {
+        "c0": np.full_like(u, 0.5),
+        "c1": 0.75 * (1 - u**2),
+        "c2": 15 / 16 * (1 - u**2) ** 2,
+    }[mode]
+    return np.where(np.abs(u) <= 1, inside, 0.0) / (5 * s)
+
+
+@pytest.mark.parametrize("mode", ["c0", "c1", "c2"])
+def test_piecewise_sigmoidal_slope_and_curvature_are_the_polynomials(mode):
+    with jax.enable_x64(True):
+        s = 0.2
+        x = jnp.linspace(-1.5, 1.5, 3001, dtype=jnp.float64)
+        slope = jax.vmap(jax.grad(lambda v: sigmoidal(v, s, mode)))(x)
+        np.testing.assert_allclose(slope, _closed_form_slope(mode, np.asarray(x), s), atol=1e-12)
+        # the slope's own derivative, against central differences of the closed form
+        inner = x[jnp.abs(x) < 0.9]
+        curvature = jax.vmap(jax.grad(jax.grad(lambda v: sigmoidal(v, s, mode))))(inner)
+        h = 1e-6
+        fd = (
+            _closed_form_slope(mode, np.asarray(inner) + h, s)
+            - _closed_form_slope(mode, np.asarray(inner) - h, s)
+        ) / (2 * h)
+        np.testing.assert_allclose(curvature, fd, atol=1e-5)
+        # the softness gradient: d sigma / d s = slope(x) * (-x / s)
+        ds = jax.grad(lambda t: sigmoidal(jnp.float64(0.3), t, mode))(s)
+        np.testing.assert_allclose(ds, _closed_form_slope(mode, 0.3, s) * (-0.3 / s), rtol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["c0", "c1", "c2"])
+def test_softabs_slope_at_infinite_inputs_is_their_sign(mode):
+    """An infinite cotangent outside the transition region must not become 0 * inf."""
+    x = jnp.array([-jnp.inf, -1e30, 1e30, jnp.inf], dtype=jnp.float32)
+    grad = jax.vmap(jax.grad(lambda v: softabs(v, 0.1, mode)))(x)
+    np.testing.assert_array_equal(grad, [-1.0, -1.0, 1.0, 1.0])

@@ -8,6 +8,8 @@ Reference: Paulus et al. (2026), "SoftJAX & SoftTorch: Empowering Automatic
 Differentiation Libraries with Informative Gradients", arXiv:2603.08824.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from jax import Array
@@ -39,6 +41,32 @@ def _poly(coeffs: tuple[float, ...], u: Array) -> Array:
     return jnp.polyval(jnp.asarray(coeffs, dtype=u.dtype), inside)
 
 
+def _polynomial_derivative(coeffs: tuple[float, ...]) -> tuple[float, ...]:
+    """Coefficients of the derivative, highest degree first."""
+    degree = len(coeffs) - 1
+    return tuple(c * (degree - i) for i, c in enumerate(coeffs[:-1]))
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _piecewise_sigmoidal(u: Array, mode: str) -> Array:
+    """The piecewise S-curve of ``u = x / (5 s)``: its polynomial on [-1, 1], exactly 0
+    below and 1 above (the polynomials reach 0 and 1 exactly at -1 and 1), in [0, 1]."""
+    inside = _poly(_SIGMOIDAL_COEFFS[mode], u)
+    # a SoftBool never leaves [0, 1]: the value is clipped against the remaining rounding
+    return jnp.clip(inside, 0.0, 1.0)
+
+
+@_piecewise_sigmoidal.defjvp
+def _piecewise_sigmoidal_jvp(mode: str, primals, tangents):
+    """The polynomial's slope on [-1, 1] and 0 outside, evaluated in one pass (the
+    backward of a where-and-clip chain costs several selects per comparison)."""
+    (u,), (du,) = primals, tangents
+    slope = _poly(_polynomial_derivative(_SIGMOIDAL_COEFFS[mode]), u)  # finite for any u
+    # a select, not a product with 0: an infinite cotangent outside [-1, 1] gives 0
+    tangent = jnp.where((u < -1.0) | (u > 1.0), 0.0, slope * du)
+    return _piecewise_sigmoidal(u, mode), tangent
+
+
 def sigmoidal(x: Array, softness: float | Array = 0.1, mode: str = "smooth") -> Array:
     """S-curve from 0 to 1 centred at 0 (a SoftBool); ``hard`` is the Heaviside step."""
     if mode == "hard":
@@ -48,11 +76,7 @@ def sigmoidal(x: Array, softness: float | Array = 0.1, mode: str = "smooth") -> 
     # at least float32 inside: the polynomial cancels to ~0 near u = -1 and to ~1 near
     # u = 1, where a bfloat16 evaluation was off by an ulp of 0.5 (-0.0039)
     u = (x / (5.0 * softness)).astype(jnp.promote_types(x.dtype, jnp.float32))
-    inside = _poly(_SIGMOIDAL_COEFFS[mode], u)
-    # a SoftBool never leaves [0, 1]: the value is clipped against the remaining rounding,
-    # the slope is the polynomial's
-    inside = inside + jax.lax.stop_gradient(jnp.clip(inside, 0.0, 1.0) - inside)
-    return _piecewise(u, inside, 0.0, 1.0).astype(x.dtype)
+    return _piecewise_sigmoidal(u, mode).astype(x.dtype)
 
 
 def softrelu(
