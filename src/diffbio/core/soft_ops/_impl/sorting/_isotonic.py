@@ -233,14 +233,19 @@ def _bisect(lo: Array, hi: Array, pred: Callable[[Array], Array], steps: int) ->
     """Smallest `i` in `(lo, hi)` with `pred(i)` (false below, true from there on), else
     `hi`; `steps ≥ log2(hi - lo)`. `pred` is only called at positions `≥ max(lo, 0)`."""
 
-    def step(_: int, bounds: tuple[Array, Array]) -> tuple[Array, Array]:
-        lo, hi = bounds
+    def step(state: tuple[Array, Array, Array]) -> tuple[Array, Array, Array]:
+        taken, lo, hi = state
         probe = jnp.maximum((lo + hi) // 2, 0)
         live = hi - lo > 1
         hit = pred(jnp.minimum(probe, hi - 1))
-        return jnp.where(live & ~hit, probe, lo), jnp.where(live & hit, probe, hi)
+        return taken + 1, jnp.where(live & ~hit, probe, lo), jnp.where(live & hit, probe, hi)
 
-    return lax.fori_loop(0, steps, step, (lo, hi))[1]
+    def unfinished(state: tuple[Array, Array, Array]) -> Array:
+        taken, lo, hi = state
+        return (taken < steps) & jnp.any(hi - lo > 1)
+
+    # stops once every interval is closed: about log2 of the longest block, not of n
+    return lax.while_loop(unfinished, step, (jnp.int32(0), lo, hi))[2]
 
 
 def _c2_element(s: Array, w: Array, pos: Array) -> Array:
