@@ -362,16 +362,26 @@ def _pcg(matvec, precond, b, tol, max_iter):
 
 
 def _project(z: Array, w: Array, softness: Array, opts: dict) -> Array:
-    """Projection of scores `z / s` onto the smoothed permutahedron of `w`, rows `(..., n)`."""
+    """Projection of scores `z / s` onto the smoothed permutahedron of `w`, rows `(..., n)`.
+
+    `w` may be one row `(n,)` shared by every row of `z` (rank's anchors): its bounds,
+    the O(n²) part of the forward pass, are then computed once, not once per row.
+    """
     n = z.shape[-1]
     if n == 1:
-        return w
+        return jnp.broadcast_to(w, z.shape)
     tau = jnp.minimum(softness, 1.0)
+    if w.ndim == 1 and tau.ndim > 0:  # a softness per row: bounds per row
+        w = jnp.broadcast_to(w, z.shape)
     # shifting w by m shifts the projection by m (the bounds b_k move by k·m, the slacks
     # and gaps not at all); centring first keeps the bound increments' differences c
     # exact for a (near-)constant row of large values, where w + O(τ) would round away
-    m = row_center(w)  # (..., 1)
-    delta = tau * jax.vmap(_esp.log_ratios)(((w - m) / tau).reshape(-1, n))  # (B, n)
+    m = row_center(w)  # (..., 1), or (1,) for a shared row
+    if w.ndim == 1:
+        delta = tau * _esp.log_ratios((w - m) / tau)  # (n,)
+        delta = jnp.broadcast_to(delta, (math.prod(z.shape[:-1]), n))  # (B, n)
+    else:
+        delta = tau * jax.vmap(_esp.log_ratios)(((w - m) / tau).reshape(-1, n))  # (B, n)
     # the scores are centred first (a common shift of z moves ⟨z, y⟩ by a constant, as
     # Σ y is fixed): a constant row of large scores then has zero scores and zero
     # derivatives in s, instead of (1e30 / 1e-5)·(ds / s) overflowing
@@ -444,7 +454,7 @@ def rank(
     xc, s = prepare(x, softness)
     n = x.shape[-1]
     scale = max(n - 1, 1)
-    w = jnp.broadcast_to(jnp.arange(1, n + 1, dtype=xc.dtype) / scale, xc.shape)
+    w = jnp.arange(1, n + 1, dtype=xc.dtype) / scale  # (n,), shared by every row
     ranks = _project(-xc if descending else xc, w, s, opts) * scale
     return ranks.astype(output_dtype(x))
 
