@@ -51,6 +51,25 @@ def _function(call: Call):
     return _jitted[key]
 
 
+def _st_function(call: Call):
+    """The op's straight-through variant, jitted and cached like `_function`.
+
+    Run eagerly, every primitive and solver loop of the soft program would compile on its
+    own for every draw, and the process's code mappings would grow without bound.
+    """
+    key = ("st", call.name, tuple(sorted(call.static.items())), call.dtype,
+           call.softness is None, call.rows is None)
+    if key not in _jitted:
+        st_op = getattr(soft_ops, f"{call.name}_st")
+
+        def st_fn(arrays, softness):
+            extra = {} if softness is None else {"softness": softness}
+            return st_op(**arrays, **call.static, **extra)
+
+        _jitted[key] = jax.jit(_batched(call, st_fn))
+    return _jitted[key]
+
+
 def _batched(call: Call, f):
     """`f` itself for one call; `f` vmapped over the leading axis of a batched call."""
     if call.rows is None:
@@ -198,13 +217,7 @@ def check_call(call: Call) -> None:
                 got = hard[0]
                 np.testing.assert_array_equal(_np(got), _np(expected.astype(got.dtype)))
             if info["st"] and mode != "hard":
-                st_op = getattr(soft_ops, f"{call.name}_st")
-
-                def st_fn(arrays, softness):
-                    extra = {} if softness is None else {"softness": softness}
-                    return st_op(**arrays, **call.static, **extra)
-
-                forward = _leaves(_batched(call, st_fn)(arrays, softness))
+                forward = _leaves(_st_function(call)(arrays, softness))
                 # equal up to one rounding: the hard value inside the `_st` program is
                 # fused differently from the hard program's (quantile's interpolation
                 # a + (b − a)·t may be contracted to an FMA in one and not the other)

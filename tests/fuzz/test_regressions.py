@@ -240,6 +240,45 @@ def test_smooth_sort_of_a_huge_constant_row():
             assert np.all(np.isfinite(np.asarray(gx))) and np.isfinite(gs), (op, gx, gs)
 
 
+def test_smooth_sort_softness_gradient_next_to_a_gap_of_1e35():
+    """rank([-2.73, 1e30, 1e30, -2.73, -1e-28], softness=1.03e-5, smooth_sort) in float32:
+    the softness gradient was NaN (eager) or -inf (jit). The tangent of the scores z / s
+    in s is −(z / s)·(ṡ / s) = 1e40, which overflows; it met the slack of 0 of that gap as
+    0 · inf. The projection now takes the unscaled scores and s, and forms the weighted
+    tangent as σ·Δz·(ṡ / s) with σ·Δz = 0 there. Its gaps are also divided by s after the
+    subtraction, so the tied entries keep a gap of exactly 0 under `jit`. Checked against
+    float64 (and the softness gradient against a central difference at s = 0.7)."""
+    x = np.asarray([-2.7276498387168457, 1e30, 1e30, -2.7276498387168457,
+                    -1.0311407850219018e-28])
+
+    def total(x, s):
+        return jnp.sum(jnp.sin(soft_ops.rank(x, softness=s, method="smooth_sort")))
+
+    grad = jax.grad(total, argnums=(0, 1))
+    with jax.enable_x64(True):
+        g64x, g64s = jax.jit(grad)(jnp.asarray(x), jnp.float64(1.032120152622066e-05))
+    assert g64s == 0.0  # the gaps are 1e35 / 0: the ranks do not move with s
+    for run in (grad, jax.jit(grad)):
+        gx, gs = run(jnp.asarray(x, jnp.float32), jnp.float32(1.032120152622066e-05))
+        assert np.isfinite(gs) and abs(gs) < 0.1, gs  # 0 up to float32 rounding
+        np.testing.assert_allclose(np.asarray(gx), np.asarray(g64x), rtol=1e-5, atol=1e-3)
+    values = jax.jit(partial(soft_ops.rank, method="smooth_sort"))(
+        jnp.asarray(x, jnp.float32), softness=jnp.float32(1.032120152622066e-05))
+    assert np.all(np.isfinite(np.asarray(values)))
+    # a moderate row: the softness gradient equals a central difference (a tight solver
+    # tolerance, so that the difference resolves the derivative)
+    def tight(x, s):
+        out = soft_ops.rank(x, softness=s, method="smooth_sort", ot_kwargs={"tol": 1e-12})
+        return jnp.sum(jnp.sin(out))
+
+    with jax.enable_x64(True):
+        y = jnp.asarray([-2.7276498387168457, 1.0, 1.0, -2.7276498387168457, 0.0])
+        s, h = 0.7, 1e-6
+        gs = jax.jit(jax.grad(tight, argnums=1))(y, jnp.float64(s))
+        fd = (tight(y, s + h) - tight(y, s - h)) / (2 * h)
+        np.testing.assert_allclose(gs, fd, rtol=1e-6)
+
+
 def test_jitted_gradient_on_a_huge_constant_row_is_finite():
     """max([-6.5e28] * 5, softsort) in float32 had an inf gradient under `jit` only: the
     jitted row mean missed the common value by one ulp (4.7e21), and the standardisation

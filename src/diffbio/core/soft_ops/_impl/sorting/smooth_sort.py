@@ -293,19 +293,18 @@ def _reconstruct(b: Array, b_n: Array, slack: Array, gap: Array) -> Array:
     return (num / den)[..., None] + tail
 
 
-def _primal(zs: Array, delta: Array, opts: dict):
-    """`(y, slack, gap)` in sorted order for sorted scores `zs` `(B, n)` and bound
-    increments `delta` `(B, n)`."""
+def _primal(dz: Array, delta: Array, opts: dict):
+    """`(y, slack, gap)` in sorted order for the gaps `dz` `(B, n−1)` of the decreasing
+    scores and bound increments `delta` `(B, n)`."""
     b_all = jnp.cumsum(delta, -1)  # (B, n) b_1 … b_n
-    n = zs.shape[-1]
-    tiny = jnp.finfo(zs.dtype).tiny
-    eps = jnp.finfo(zs.dtype).eps
+    n = delta.shape[-1]
+    tiny = jnp.finfo(delta.dtype).tiny
+    eps = jnp.finfo(delta.dtype).eps
     # c > 0 exactly (the ESP bounds are strictly concave in k), but for tied inputs it is
     # O(τ) and rounds to 0 next to increments of 1e10 in float32, which leaves the dual
     # without a minimiser; it is floored at the rounding level of the increments
     c = delta[..., :-1] - delta[..., 1:]  # (B, n−1)
     c = jnp.maximum(c, 4.0 * eps * jnp.max(jnp.abs(delta), -1, keepdims=True))
-    dz = zs[..., :-1] - zs[..., 1:]  # (B, n−1)
     # the std of delta, with its moments taken of delta / max|delta| (the square of
     # 1e30 overflows float32)
     scale = jnp.maximum(jnp.max(jnp.abs(delta), -1), tiny)  # (B,)
@@ -318,25 +317,29 @@ def _primal(zs: Array, delta: Array, opts: dict):
     return _reconstruct(b_all[..., :-1], b_all[..., -1], slack, gap), slack, gap
 
 
-@partial(jax.custom_jvp, nondiff_argnums=(2,))
-def _project_sorted(zs: Array, delta: Array, opts_items: tuple) -> Array:
-    return _primal(zs, delta, dict(opts_items))[0]
+@partial(jax.custom_jvp, nondiff_argnums=(3,))
+def _project_sorted(zu: Array, softness: Array, delta: Array, opts_items: tuple) -> Array:
+    """The projection `y` `(B, n)` of the sorted scores `zu / softness` (`zu` `(B, n)`
+    decreasing, `softness` `(B, 1)`) for bound increments `delta` `(B, n)`."""
+    return _primal(_d(zu) / softness, delta, dict(opts_items))[0]
 
 
-def _tangent(slack: Array, gap: Array, dzs: Array, ddelta: Array, opts: dict) -> Array:
-    """`ẏ` `(n,)` of one row (module docstring); linear in `(dzs, ddelta)`."""
-    n = dzs.shape[0]
+def _tangent(
+    slack: Array, gap: Array, weighted: Array, ddelta: Array, opts: dict
+) -> Array:
+    """`ẏ` `(n,)` of one row (module docstring), given `weighted = W_σ r` `(n−1,)`;
+    linear in `(weighted, ddelta)`."""
+    n = ddelta.shape[0]
     db = jnp.cumsum(ddelta)  # (n,)
     db_n = db[-1]
-    q = db[:-1] - (db_n / n) * jnp.arange(1, n, dtype=dzs.dtype)  # (n−1,)
-    r = _d(dzs)  # (n−1,)
+    q = db[:-1] - (db_n / n) * jnp.arange(1, n, dtype=ddelta.dtype)  # (n−1,)
     hess = _hessian(slack, gap)  # L W_σ L + W_δ
     precond = _preconditioner(_tridiag(slack, gap))
 
     def solve(matvec, b):
         return _pcg(matvec, precond, b, opts["cg_tol"], opts["cg_max_iter"])
 
-    rho = jax.lax.custom_linear_solve(hess, _lap(slack * r + q), solve, symmetric=True)
+    rho = jax.lax.custom_linear_solve(hess, _lap(weighted + q), solve, symmetric=True)
     # η = q + W_σ (r − L ρ) equals L⁻¹ W_δ ρ (apply L and use the system for ρ): the
     # second form has no cancellation when the gaps are far below the slacks (inputs
     # spread over 1e20 and more), where the first loses every digit in float32
@@ -347,11 +350,18 @@ def _tangent(slack: Array, gap: Array, dzs: Array, ddelta: Array, opts: dict) ->
 @_project_sorted.defjvp
 def _project_sorted_jvp(opts_items, primals, tangents):
     # implicit derivative of the optimality conditions (module docstring)
-    zs, delta = primals
-    dzs, ddelta = tangents
+    zu, softness, delta = primals
+    dzu, dsoftness, ddelta = tangents
     opts = dict(opts_items)
-    y, slack, gap = _primal(zs, delta, opts)
-    dy = jax.vmap(lambda a, b, c, d: _tangent(a, b, c, d, opts))(slack, gap, dzs, ddelta)
+    # the gaps of the scores are divided by s after the subtraction: tied scores then
+    # have gaps of exactly 0 (z_k / s − z_(k+1) / s may be an ulp off under fusion)
+    dz = _d(zu) / softness  # (B, n−1)
+    y, slack, gap = _primal(dz, delta, opts)
+    # W_σ r with r = D ż, ż = żu / s − (zu / s)·(ṡ / s): formed as σ·D żu / s − (σ·Δz)·(ṡ / s)
+    # so that a gap of 1e35 between scores (1e30 / 1e-5), whose slack is 0, contributes
+    # 0 instead of 0 · (1e35 · 1e5 = inf); σ·Δz itself stays finite (σ = exp(−Δz − Lβ))
+    weighted = slack * _d(dzu) / softness - (slack * dz) * (dsoftness / softness)
+    dy = jax.vmap(lambda a, b, c, d: _tangent(a, b, c, d, opts))(slack, gap, weighted, ddelta)
     return y, dy
 
 
@@ -384,11 +394,16 @@ def _project(z: Array, w: Array, softness: Array, opts: dict) -> Array:
         delta = tau * jax.vmap(_esp.log_ratios)(((w - m) / tau).reshape(-1, n))  # (B, n)
     # the scores are centred first (a common shift of z moves ⟨z, y⟩ by a constant, as
     # Σ y is fixed): a constant row of large scores then has zero scores and zero
-    # derivatives in s, instead of (1e30 / 1e-5)·(ds / s) overflowing
-    zf = ((z - row_center(z)) / softness).reshape(-1, n)  # (B, n)
-    order = jnp.argsort(-jax.lax.stop_gradient(zf), axis=-1, stable=True)  # (B, n)
-    zs = jnp.take_along_axis(zf, order, axis=-1)  # (B, n) decreasing
-    ys = _project_sorted(zs, delta, tuple(sorted(opts.items())))  # (B, n)
+    # derivatives in s, instead of (1e30 / 1e-5)·(ds / s) overflowing; the division by
+    # s happens inside `_project_sorted`, whose derivative keeps the part of the tangent
+    # of z / s that overflows away from slacks of 0
+    zu = (z - row_center(z)).reshape(-1, n)  # (B, n)
+    rows = zu.shape[0]
+    s_rows = jnp.broadcast_to(jnp.asarray(softness, zu.dtype), (*z.shape[:-1], 1))
+    s_rows = s_rows.reshape(rows, 1)  # (B, 1)
+    order = jnp.argsort(-jax.lax.stop_gradient(zu / s_rows), axis=-1, stable=True)  # (B, n)
+    zu_sorted = jnp.take_along_axis(zu, order, axis=-1)  # (B, n) decreasing
+    ys = _project_sorted(zu_sorted, s_rows, delta, tuple(sorted(opts.items())))  # (B, n)
     inverse = jnp.argsort(order, axis=-1)
     return jnp.take_along_axis(ys, inverse, axis=-1).reshape(z.shape) + m
 
