@@ -93,6 +93,40 @@ def test_esp_log_ratios_in_float32():
             np.testing.assert_allclose(got, want, rtol=2e-6, atol=2e-6 * np.abs(want).max())
 
 
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_esp_geometric_log_ratios_match_the_recurrence(dtype):
+    """The closed form for `u = (0, a, …, (n − 1)·a)` (q-binomial theorem) against the
+    float64 log-domain recurrence, over step sizes from 1e-3 to 1e4."""
+    rtol = 2e-6 if dtype == jnp.float32 else 1e-11  # the reference recurrence: ~1e-12
+    with jax.enable_x64(dtype == jnp.float64):
+        for n in (1, 2, 5, 40, 300):
+            for step in (1e-3, 0.05, 1.0, 30.0, 1e4):
+                want = _log_ratios_reference(np.arange(n) * step)
+                got = np.asarray(_esp.geometric_log_ratios(n, jnp.asarray(step, dtype)))
+                np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * np.abs(want).max())
+        # one step per row
+        steps = jnp.asarray([[0.1], [2.0]], dtype)
+        got = np.asarray(_esp.geometric_log_ratios(6, steps))
+        for row, step in enumerate((0.1, 2.0)):
+            want = _log_ratios_reference(np.arange(6) * step)
+            np.testing.assert_allclose(got[row], want, rtol=rtol, atol=rtol * np.abs(want).max())
+
+
+def test_rank_bounds_in_closed_form_equal_the_recurrence():
+    """rank's anchors take the closed-form bounds; the projection equals the one whose
+    bounds come from the recurrence, for a shared softness and one per row."""
+    rng = np.random.default_rng(3)
+    x = jnp.asarray(rng.normal(size=(3, 9)), jnp.float32)
+    n = x.shape[-1]
+    w = jnp.arange(1, n + 1, dtype=jnp.float32) / (n - 1)
+    opts = smooth_sort.parse_options(None)
+    per_row = jnp.asarray([[0.01], [0.3], [2.0]], jnp.float32)
+    for s in (jnp.float32(0.05), jnp.float32(0.7), per_row):
+        closed = smooth_sort._project(x, w, s, opts, anchors=True)
+        recurrence = smooth_sort._project(x, jnp.broadcast_to(w, x.shape), s, opts)
+        np.testing.assert_allclose(np.asarray(closed), np.asarray(recurrence), rtol=0, atol=1e-5)
+
+
 def test_float64_optimum_softjax_and_finite_differences(cheap_jit):
     with jax.enable_x64(True):
         x = jnp.asarray(X, jnp.float64)

@@ -106,3 +106,35 @@ def log_ratios(u: Array) -> Array:
     log_m = jnp.log(jnp.maximum(mant, tiny))
     ratios = scale[1:] + log_m[1:] - log_m[:-1]  # (nb·R,)
     return ratios[:n]
+
+
+def geometric_log_ratios(n: int, step: Array) -> Array:
+    """`log(e_k / e_{k−1})` of `exp(u)` for the evenly spaced row `u = (0, a, …, (n−1)·a)`,
+    `a = step > 0`, in closed form: `(..., n)` for `step` `(..., 1)` (or `(n,)` for a
+    scalar), O(n) instead of the O(n²) recurrence.
+
+    With `q = e^a`, Cauchy's q-binomial theorem `Π_{i<n} (1 + q^i x) = Σ_k q^{k(k−1)/2}
+    [n, k]_q x^k` gives `e_k = q^{k(k−1)/2} [n, k]_q`, and the ratio of consecutive
+    Gaussian binomials is `(q^{n−k+1} − 1) / (q^k − 1)`. With `ℓ(m) = log(1 − e^{−m a})`
+    (`log(q^m − 1) = m a + ℓ(m)`, by `expm1`, exact for small and large `m a`):
+
+        log(e_k / e_{k−1}) = (n − k)·a + ℓ(n − k + 1) − ℓ(k),   k = 1 … n.
+
+    Differentiable in `step`.
+
+    Reference: G. E. Andrews, *The Theory of Partitions* (1976), Thm. 3.3.
+    """
+    k = jnp.arange(1, n + 1, dtype=step.dtype)  # (n,)
+    return (n - k) * step + geometric_excess(n, step)
+
+
+def geometric_excess(n: int, step: Array) -> Array:
+    """`ℓ(n − k + 1) − ℓ(k)`, `k = 1 … n`: `geometric_log_ratios` less its linear part
+    `(n − k)·a`, kept apart so that a caller can scale the two separately without
+    cancellation (the linear part reaches 1e9 for small softnesses, the excess is O(1))."""
+    k = jnp.arange(1, n + 1, dtype=step.dtype)  # (n,)
+
+    def ell(m: Array) -> Array:  # log(1 − e^{−m a}) ≤ 0
+        return jnp.log(-jnp.expm1(-m * step))
+
+    return ell(n - k + 1) - ell(k)
