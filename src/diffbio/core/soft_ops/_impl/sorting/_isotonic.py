@@ -42,7 +42,10 @@ uses only the block structure: implicit differentiation of `Σ_B f_i'(v) = 0` gi
 References: M. Blondel, O. Teboul, Q. Berthet and J. Djolonga, "Fast Differentiable
 Sorting and Ranking", ICML 2020, arXiv:2002.08871; R. E. Barlow, D. J. Bartholomew,
 J. M. Bremner and H. D. Brunk, "Statistical Inference under Order Restrictions" (1972),
-for PAV and Cauchy means.
+for PAV and Cauchy means; T. F. Chan, G. H. Golub and R. J. LeVeque, "Updating formulae
+and a pairwise algorithm for computing sample variances" (1979), and P. Pébay, "Formulas
+for robust, one-pass parallel computation of covariances and arbitrary-order statistical
+moments", Sandia report SAND2008-6212, for pooling the c2 blocks' central moments.
 """
 
 import math
@@ -73,6 +76,7 @@ class Blocks(NamedTuple):
     t: Array  # (R, n): s - v = (s - centre) - offset
     s_dev: Array  # (R, n): s - centre (smooth: s - logsumexp_B(s))
     w_dev: Array  # (R, n): w + offset (smooth: w - logsumexp_B(w))
+    spread: Array | None = None  # (R, n) c2 only: Σ_B t² = M2 + count·offset², by record
 
 
 class _Rows(NamedTuple):
@@ -251,27 +255,32 @@ def _bisect(lo: Array, hi: Array, pred: Callable[[Array], Array], steps: int) ->
 def _c2_element(s: Array, w: Array, pos: Array) -> Array:
     one = jnp.ones_like(s)
     zero = jnp.zeros_like(s)
-    # (γ - s)³ = -w; moments of e = s - ref about ref = s
-    fields = [pos.astype(s.dtype) * one, one, s, -jnp.cbrt(w), s, zero, zero, zero, w]
-    return jnp.stack(fields, axis=-1)  # (..., 9)
+    # (γ - s)³ = -w; the block's mean of s (its centre) and central moments M2, M3
+    fields = [pos.astype(s.dtype) * one, one, s, -jnp.cbrt(w), zero, zero, w]
+    return jnp.stack(fields, axis=-1)  # (..., 7)
 
 
 def _c2_merge(left: Array, right: Array, rows: _Rows) -> Array:
-    ref = left[:, 4]  # (L,): moments of the pooled block are taken about the left ref
-    d = right[:, 4] - ref
-    n_r, m1_r, m2_r, m3_r = right[:, _COUNT], right[:, 5], right[:, 6], right[:, 7]
-    count = left[:, _COUNT] + n_r
-    m1 = left[:, 5] + m1_r + n_r * d
-    m2 = left[:, 6] + m2_r + d * (2.0 * m1_r + n_r * d)
-    m3 = left[:, 7] + m3_r + d * (3.0 * m2_r + d * (3.0 * m1_r + n_r * d))
-    w_sum = left[:, 8] + right[:, 8]
-    mean = m1 / count
-    central2 = jnp.maximum(m2 - m1 * mean, 0.0)
-    central3 = m3 - 3.0 * mean * m2 + 2.0 * count * mean**3
-    # Σ (u - (e - mean))³ + W = count·u³ + 3·central2·u - central3 + W
-    u = depressed_cubic_root(3.0 * central2 / count, (w_sum - central3) / count)
-    fields = [left[:, _START], count, ref + mean, u, ref, m1, m2, m3, w_sum]
-    return jnp.stack(fields, axis=-1)  # (L, 9)
+    # central moments of the pooled block from its halves' (Chan, Golub and LeVeque)
+    n_l, n_r = left[:, _COUNT], right[:, _COUNT]  # (L,)
+    m2_l, m2_r = left[:, 4], right[:, 4]
+    count = n_l + n_r
+    share = n_r / count
+    delta = right[:, _CENTRE] - left[:, _CENTRE]
+    mean = left[:, _CENTRE] + delta * share
+    cross = delta * n_l * share  # δ · n_l n_r / n
+    m2 = m2_l + m2_r + delta * cross
+    m3 = (
+        left[:, 5]
+        + right[:, 5]
+        + delta * delta * cross * ((n_l - n_r) / count)
+        + 3.0 * delta * (n_l * m2_r - n_r * m2_l) / count
+    )
+    w_sum = left[:, 6] + right[:, 6]
+    # Σ (u - (s - mean))³ + W = count·u³ + 3·M2·u - M3 + W
+    u = depressed_cubic_root(3.0 * m2 / count, (w_sum - m3) / count)
+    fields = [left[:, _START], count, mean, u, m2, m3, w_sum]
+    return jnp.stack(fields, axis=-1)  # (L, 7)
 
 
 def depressed_cubic_root(p: Array, q: Array) -> Array:
@@ -307,7 +316,7 @@ _MODES = {
     "c0": _Mode(7, _c0_element, _c0_merge),
     "smooth": _Mode(4, _smooth_element, _smooth_merge),
     "c1": _Mode(8, _c1_element, _c1_merge),
-    "c2": _Mode(9, _c2_element, _c2_merge),
+    "c2": _Mode(7, _c2_element, _c2_merge),
 }
 
 
@@ -456,7 +465,7 @@ def solve_blocks(s: Array, w: Array, mode: str) -> Blocks:
         stack, sizes = _fold_chunks(rules, stack, counts, chunk, rows)
     else:
         sizes = counts[:, 0]
-    return _expand(stack.reshape(n_rows, width, record_width), sizes, s[:, :n], w[:, :n])
+    return _expand(stack.reshape(n_rows, width, record_width), sizes, s[:, :n], w[:, :n], mode)
 
 
 def _no_rows(s: Array, lanes_per_row: int) -> _Rows:
@@ -466,7 +475,7 @@ def _no_rows(s: Array, lanes_per_row: int) -> _Rows:
     return _Rows(lanes, lanes, empty, empty, empty, s.shape[1])
 
 
-def _expand(records: Array, sizes: Array, s: Array, w: Array) -> Blocks:
+def _expand(records: Array, sizes: Array, s: Array, w: Array, mode: str) -> Blocks:
     """Per-position block data `(R, n)` from the block records `(R, N, width)` (the first
     `sizes[r]` of row `r`, in order) and the rows `s`, `w` `(R, n)` they solve."""
     n_rows, width, _ = records.shape
@@ -481,7 +490,11 @@ def _expand(records: Array, sizes: Array, s: Array, w: Array) -> Blocks:
     lo = own[..., _START].astype(jnp.int32)
     hi = lo + own[..., _COUNT].astype(jnp.int32)
     s_dev = s - own[..., _CENTRE]  # (R, n)
-    return Blocks(lo, hi, s_dev - own[..., _OFFSET], s_dev, w + own[..., _OFFSET])
+    offset = own[..., _OFFSET]
+    spread = None
+    if mode == "c2":  # t = (s − mean) − u on the block: Σ t² = M2 + count·u²
+        spread = own[..., 4] + own[..., _COUNT] * offset * offset
+    return Blocks(lo, hi, s_dev - offset, s_dev, w + offset, spread)
 
 
 # --- the projection and its derivative ------------------------------------------------
@@ -529,7 +542,10 @@ def _tangent_weights(
     if mode == "c0":
         return 1.0 / size, 1.0 / size
     curvature = _output_slope(mode, t)  # (R, n): ψ'(t) = κ for the p-norm losses
-    total = _block_sum(curvature, blocks)  # (R, n)
+    if blocks.spread is not None:  # c2: Σ_B 3 t² from the block's moments, no segment sum
+        total = 3.0 * blocks.spread
+    else:
+        total = _block_sum(curvature, blocks)  # (R, n)
     flat = total <= 0
     safe_total = jnp.where(flat, 1.0, total)
     alpha = jnp.where(flat, 1.0 / size, curvature / safe_total)

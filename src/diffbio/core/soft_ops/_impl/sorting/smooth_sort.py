@@ -24,9 +24,10 @@ majorised by `w`: sorted decreasingly along `z`, its prefix sums satisfy
 `sort` projects `z = linspace(0, 1, n)` onto the permutahedron of `x` (ascending values,
 flipped for `descending`); `rank` projects `z = ±x` onto that of `w = (1, …, n)/(n − 1)`
 and rescales by `n − 1`; these `w` are evenly spaced, so their bounds have a closed
-form (`_esp.geometric_log_ratios`, O(n) instead of the O(n²) recurrence). Like SoftJAX, `smooth_sort` does not standardise its input
-(the sigmoid squash and logit unsquash would amplify the small excursions of the smooth
-bounds outside the data range); `standardize` is accepted and ignored.
+form (`_esp.geometric_log_ratios`, O(n) instead of the O(n²) recurrence). Like SoftJAX,
+`smooth_sort` does not standardise its input (the sigmoid squash and logit unsquash
+would amplify the small excursions of the smooth bounds outside the data range);
+`standardize` is accepted and ignored.
 
 **Solver.** The dual Hessian `H = L diag(σ) L + diag(δ)` is pentadiagonal and badly
 conditioned (plain L-BFGS needs thousands of steps at n = 512 and, with the tolerances
