@@ -36,37 +36,22 @@ FUZZ_ROWS = int(os.environ.get("FUZZ_ROWS", "250"))
 _jitted: dict[tuple, object] = {}
 
 
-def _function(call: Call):
-    """The op as a jitted function of (arrays, softness), compiled once per static config."""
-    key = (call.name, tuple(sorted(call.static.items())), call.dtype, call.softness is None,
+def _function(call: Call, variant: str = ""):
+    """The op (or its `variant`, e.g. `"_st"`) as a jitted function of (arrays, softness),
+    compiled once per static config. Run eagerly, every primitive and solver loop would
+    compile on its own for every draw, and the process's code mappings would grow without
+    bound."""
+    name = call.name + variant
+    key = (name, tuple(sorted(call.static.items())), call.dtype, call.softness is None,
            call.rows is None)
     if key not in _jitted:
-        op = getattr(soft_ops, call.name)
+        op = getattr(soft_ops, name)
 
         def f(arrays, softness):
             extra = {} if softness is None else {"softness": softness}
             return op(**arrays, **call.static, **extra)
 
         _jitted[key] = jax.jit(_batched(call, f))
-    return _jitted[key]
-
-
-def _st_function(call: Call):
-    """The op's straight-through variant, jitted and cached like `_function`.
-
-    Run eagerly, every primitive and solver loop of the soft program would compile on its
-    own for every draw, and the process's code mappings would grow without bound.
-    """
-    key = ("st", call.name, tuple(sorted(call.static.items())), call.dtype,
-           call.softness is None, call.rows is None)
-    if key not in _jitted:
-        st_op = getattr(soft_ops, f"{call.name}_st")
-
-        def st_fn(arrays, softness):
-            extra = {} if softness is None else {"softness": softness}
-            return st_op(**arrays, **call.static, **extra)
-
-        _jitted[key] = jax.jit(_batched(call, st_fn))
     return _jitted[key]
 
 
@@ -217,7 +202,7 @@ def check_call(call: Call) -> None:
                 got = hard[0]
                 np.testing.assert_array_equal(_np(got), _np(expected.astype(got.dtype)))
             if info["st"] and mode != "hard":
-                forward = _leaves(_st_function(call)(arrays, softness))
+                forward = _leaves(_function(call, "_st")(arrays, softness))
                 # equal up to one rounding: the hard value inside the `_st` program is
                 # fused differently from the hard program's (quantile's interpolation
                 # a + (b − a)·t may be contracted to an FMA in one and not the other)

@@ -76,7 +76,7 @@ class Blocks(NamedTuple):
     t: Array  # (R, n): s - v = (s - centre) - offset
     s_dev: Array  # (R, n): s - centre (smooth: s - logsumexp_B(s))
     w_dev: Array  # (R, n): w + offset (smooth: w - logsumexp_B(w))
-    spread: Array | None = None  # (R, n) c2 only: Σ_B t² = M2 + count·offset², by record
+    spread: Array | None = None  # (R, n) Σ_B t², where the records hold it (`_Mode.spread`)
 
 
 class _Rows(NamedTuple):
@@ -106,11 +106,14 @@ class _Mode(NamedTuple):
 
     - `element(s, w, pos)`: records `(..., width)` of one-position blocks.
     - `merge(left, right, rows)`: the record `(L, width)` of two adjacent blocks pooled.
+    - `spread(records)`: `Σ_B t²` of each record's block `(...)`, where the record holds
+      it (c2), so that the derivative needs no segment sum; `None` elsewhere.
     """
 
     width: int
     element: Callable[[Array, Array, Array], Array]
     merge: Callable[[Array, Array, _Rows], Array]
+    spread: Callable[[Array], Array] | None = None
 
 
 def _c0_element(s: Array, w: Array, pos: Array) -> Array:
@@ -283,6 +286,12 @@ def _c2_merge(left: Array, right: Array, rows: _Rows) -> Array:
     return jnp.stack(fields, axis=-1)  # (L, 7)
 
 
+def _c2_spread(records: Array) -> Array:
+    # t = (s − mean) − u on the block: Σ t² = M2 + count·u²
+    offset = records[..., _OFFSET]
+    return records[..., 4] + records[..., _COUNT] * offset * offset
+
+
 def depressed_cubic_root(p: Array, q: Array) -> Array:
     """The real root of `u³ + p·u + q = 0` for `p ≥ 0`, elementwise.
 
@@ -316,7 +325,7 @@ _MODES = {
     "c0": _Mode(7, _c0_element, _c0_merge),
     "smooth": _Mode(4, _smooth_element, _smooth_merge),
     "c1": _Mode(8, _c1_element, _c1_merge),
-    "c2": _Mode(7, _c2_element, _c2_merge),
+    "c2": _Mode(7, _c2_element, _c2_merge, _c2_spread),
 }
 
 
@@ -465,7 +474,7 @@ def solve_blocks(s: Array, w: Array, mode: str) -> Blocks:
         stack, sizes = _fold_chunks(rules, stack, counts, chunk, rows)
     else:
         sizes = counts[:, 0]
-    return _expand(stack.reshape(n_rows, width, record_width), sizes, s[:, :n], w[:, :n], mode)
+    return _expand(stack.reshape(n_rows, width, record_width), sizes, s[:, :n], w[:, :n], rules)
 
 
 def _no_rows(s: Array, lanes_per_row: int) -> _Rows:
@@ -475,7 +484,7 @@ def _no_rows(s: Array, lanes_per_row: int) -> _Rows:
     return _Rows(lanes, lanes, empty, empty, empty, s.shape[1])
 
 
-def _expand(records: Array, sizes: Array, s: Array, w: Array, mode: str) -> Blocks:
+def _expand(records: Array, sizes: Array, s: Array, w: Array, rules: _Mode) -> Blocks:
     """Per-position block data `(R, n)` from the block records `(R, N, width)` (the first
     `sizes[r]` of row `r`, in order) and the rows `s`, `w` `(R, n)` they solve."""
     n_rows, width, _ = records.shape
@@ -491,9 +500,7 @@ def _expand(records: Array, sizes: Array, s: Array, w: Array, mode: str) -> Bloc
     hi = lo + own[..., _COUNT].astype(jnp.int32)
     s_dev = s - own[..., _CENTRE]  # (R, n)
     offset = own[..., _OFFSET]
-    spread = None
-    if mode == "c2":  # t = (s − mean) − u on the block: Σ t² = M2 + count·u²
-        spread = own[..., 4] + own[..., _COUNT] * offset * offset
+    spread = None if rules.spread is None else rules.spread(own)  # (R, n)
     return Blocks(lo, hi, s_dev - offset, s_dev, w + offset, spread)
 
 

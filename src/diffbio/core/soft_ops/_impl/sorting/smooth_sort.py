@@ -404,8 +404,7 @@ def _project(z: Array, w: Array, softness: Array, opts: dict, anchors: bool = Fa
     # derivatives in s, instead of (1e30 / 1e-5)·(ds / s) overflowing; the division by
     # s happens inside `_project_sorted`, whose derivative keeps the part of the tangent
     # of z / s that overflows away from slacks of 0
-    zu = (z - row_center(z)).reshape(-1, n)  # (B, n)
-    rows = zu.shape[0]
+    zu = (z - row_center(z)).reshape(rows, n)  # (B, n)
     s_rows = jnp.broadcast_to(jnp.asarray(softness, zu.dtype), (*z.shape[:-1], 1))
     s_rows = s_rows.reshape(rows, 1)  # (B, 1)
     order = jnp.argsort(-jax.lax.stop_gradient(zu / s_rows), axis=-1, stable=True)  # (B, n)
