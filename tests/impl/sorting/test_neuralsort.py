@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from diffbio.core.soft_ops._impl.sorting import _common, neuralsort
+from diffbio.core.soft_ops._impl.sorting import _common, _neuralsort_band, neuralsort
 
 S = 0.3
 
@@ -108,3 +108,77 @@ def test_sort_and_rank_memory_are_blocked():
         if stats is None:
             pytest.skip("this backend reports no memory analysis")
         assert stats.temp_size_in_bytes < 128 * 2**20, fn.__name__
+
+
+# --- the band of sorted columns (smooth mode, n ≥ 1024) ----------------------------------
+
+BAND_N = 1024
+
+
+def _full_matrix(monkeypatch, fn, *args, **kwargs):
+    """`fn` computed with every row over all n columns."""
+    with monkeypatch.context() as patch:
+        patch.setattr(_neuralsort_band, "usable", lambda *_: False)
+        return fn(*args, **kwargs)
+
+
+def _value_and_grad(op, x, w, **kwargs):
+    return jax.value_and_grad(lambda x: jnp.sum(w * getattr(neuralsort, op)(x, **kwargs)))(x)
+
+
+@pytest.mark.parametrize("op", ["sort", "rank"])
+@pytest.mark.parametrize("descending", [False, True])
+def test_band_equals_the_full_matrix_in_float64(monkeypatch, op, descending):
+    rng = np.random.default_rng(2)
+    with jax.enable_x64(True):
+        x = jnp.asarray(rng.normal(size=(2, BAND_N)))
+        w = jnp.asarray(rng.normal(size=(2, BAND_N)))
+        xc, s = _common.prepare(x, 0.1)
+        z = _common.standardize(xc)
+        band = _neuralsort_band.half_width(BAND_N, 0.1, s.dtype)
+        assert _neuralsort_band.usable(BAND_N, 0.1, s.dtype)
+        a_sums = neuralsort.abs_row_sums(z, s, "smooth")
+        assert _neuralsort_band.sort(xc, z, a_sums, s, band, True)[1]  # the band is exact
+        kwargs = {"softness": 0.1, "descending": descending}
+        got = [getattr(neuralsort, op)(x, **kwargs), *_value_and_grad(op, x, w, **kwargs)]
+        want = _full_matrix(
+            monkeypatch,
+            lambda: [getattr(neuralsort, op)(x, **kwargs), *_value_and_grad(op, x, w, **kwargs)],
+        )
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got[2], want[2], rtol=0, atol=1e-9 * float(np.abs(want[2]).max()))
+
+
+def test_band_without_gated_gradient_in_float32(monkeypatch):
+    rng = np.random.default_rng(3)
+    x = jnp.asarray(rng.normal(size=(2, BAND_N)), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(2, BAND_N)), jnp.float32)
+    got = _value_and_grad("sort", x, w, softness=0.1, gated_grad=False)
+    want = _full_matrix(monkeypatch, _value_and_grad, "sort", x, w, softness=0.1, gated_grad=False)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-5)
+    np.testing.assert_allclose(got[1], want[1], atol=1e-4 * float(np.abs(want[1]).max()))
+
+
+def test_band_falls_back_to_all_columns_where_it_is_not_exact(monkeypatch):
+    """A traced softness sizes the band for 0.1; at softness 4 rows spread over far more
+    columns, the exactness check fails, and the result is the full matrix's."""
+    rng = np.random.default_rng(4)
+    x = jnp.asarray(rng.normal(size=(2, BAND_N)), jnp.float32)
+    s = jnp.float32(4.0)
+    xc = x
+    z = _common.standardize(xc)
+    band = _neuralsort_band.half_width(BAND_N, s, s.dtype)  # traced: sized for 0.1
+    a_sums = neuralsort.abs_row_sums(z, s, "smooth")
+    assert not _neuralsort_band.sort(xc, z, a_sums, s, band, True)[1]
+    ranks = jax.jit(lambda x, s: neuralsort.rank(x, s))(x, s)
+    want = _full_matrix(monkeypatch, lambda: jax.jit(lambda x, s: neuralsort.rank(x, s))(x, s))
+    np.testing.assert_allclose(ranks, want, rtol=1e-6)
+    # and the exact ranks are far from it: the fallback is not the band
+    assert float(np.abs(np.asarray(ranks) - np.argsort(np.argsort(np.asarray(x))) - 1).max()) > 1
+
+
+def test_band_under_vmap_equals_the_batch():
+    x = jnp.asarray(np.random.default_rng(5).normal(size=(3, BAND_N)), jnp.float32)
+    np.testing.assert_allclose(
+        jax.jit(jax.vmap(lambda r: neuralsort.rank(r, 0.1)))(x), neuralsort.rank(x, 0.1), atol=1e-2
+    )

@@ -15,14 +15,19 @@ Reference: A. Grover, E. Wang, A. Zweig and S. Ermon, "Stochastic Optimization o
 Sorting Networks via Continuous Relaxations", ICLR 2019, arXiv:1903.08850.
 
 `A`, `sort` and `rank` are evaluated a block of rows at a time (O(n · block) memory per
-batch row in both passes); `argmax` needs `A` and one projection.
+batch row in both passes); `argmax` needs `A` and one projection. In smooth mode, `A` is
+read from a Chebyshev interpolant where that is exact to rounding (`_abs_sums`, O(n) per
+row), and `sort` and `rank` first compute each block of rows over a band of the sorted
+columns (`_neuralsort_band`, O(n √n)), falling back to every column where a left-out
+weight could be felt.
 """
 
 import jax
 import jax.numpy as jnp
-from jax import Array
+from jax import Array, lax
 
-from diffbio.core.soft_ops._impl.sigmoidal import softabs
+from diffbio.core.soft_ops._impl.sorting import _neuralsort_band
+from diffbio.core.soft_ops._impl.sorting._abs_sums import abs_row_sums
 from diffbio.core.soft_ops._impl.sorting._common import (
     block_rows,
     convex_combination,
@@ -43,21 +48,6 @@ _EMPTY_COLUMN = 1e-10
 """Weight δ of the exact rank in `rank` (only felt by columns with no mass)."""
 
 
-def abs_row_sums(z: Array, softness: Array, mode: str) -> Array:
-    """`A_j = Σ_i softabs(z_j - z_i)` `(..., n)`, a block of entries j at a time.
-
-    The soft absolute value is even, so each block sums along its last (contiguous)
-    axis: reducing the block `(..., n, c)` over its second-to-last axis instead is
-    about three times slower on CPU.
-    """
-
-    def columns(z_block: Array) -> Array:  # (..., c) -> (..., c)
-        diff = z_block[..., :, None] - z[..., None, :]  # (..., c, n)
-        return jnp.sum(softabs(diff, softness, mode), axis=-1)  # (..., c)
-
-    return map_row_blocks(columns, (z,), block_rows(z.shape[:-1], z.shape[-1]))  # (..., n)
-
-
 def coefficients(positions: Array, n: int, descending: bool, dtype: jnp.dtype) -> Array:
     """Coefficient of `z` for the 1-based sorted `positions` (ascending unless
     `descending`): `n + 1 - 2r` for the r-th largest, `2r - n - 1` for the r-th smallest."""
@@ -68,6 +58,11 @@ def coefficients(positions: Array, n: int, descending: bool, dtype: jnp.dtype) -
 def scores(coef: Array, z: Array, a_sums: Array) -> Array:
     """`coef_r · z - A` for coefficients `(c,)` or `(..., c)` → `(..., c, n)`."""
     return coef[..., :, None] * z[..., None, :] - a_sums[..., None, :]  # (..., c, n)
+
+
+def _banded(mode: str, softness: object, s: Array, n: int) -> bool:
+    """Whether `sort` and `rank` try the band of `_neuralsort_band` first."""
+    return mode == "smooth" and s.ndim == 0 and _neuralsort_band.usable(n, softness, s.dtype)
 
 
 def _setup(x: Array, softness: float | Array, mode: str, standardize: bool):
@@ -120,7 +115,15 @@ def sort(
             p = jax.lax.stop_gradient(p)
         return convex_combination(p, xc)  # (..., c)
 
-    out = map_row_blocks(rows, (coef,), block_rows(x.shape[:-1], n))  # (..., n)
+    def full() -> Array:
+        return map_row_blocks(rows, (coef,), block_rows(x.shape[:-1], n))  # (..., n)
+
+    if _banded(mode, softness, s, n):
+        band = _neuralsort_band.half_width(n, softness, s.dtype)
+        values, exact = _neuralsort_band.sort(xc, z, a_sums, s, band, gated_grad)  # (..., n)
+        out = lax.cond(exact, lambda: values[..., ::-1] if descending else values, full)
+    else:
+        out = full()
     return out.astype(output_dtype(x))
 
 
@@ -153,8 +156,18 @@ def rank(
         weighted = jnp.sum(p * pos_block[:, None], axis=-2)  # (..., n)
         return jnp.sum(p, axis=-2), weighted  # (..., n), (..., n)
 
-    block = block_rows(x.shape[:-1], n)
-    col_sums, weighted = sum_row_blocks(columns, (coef, positions.astype(xc.dtype)), block)
+    def full() -> tuple[Array, Array]:
+        block = block_rows(x.shape[:-1], n)
+        return sum_row_blocks(columns, (coef, positions.astype(xc.dtype)), block)
+
+    if _banded(mode, softness, s, n):
+        band = _neuralsort_band.half_width(n, softness, s.dtype)
+        banded_sums, banded_weighted, band_exact = _neuralsort_band.rank_sums(z, a_sums, s, band)
+        if descending:  # position r of the ascending rows is n + 1 − r of the descending
+            banded_weighted = (n + 1) * banded_sums - banded_weighted
+        col_sums, weighted = lax.cond(band_exact, lambda: (banded_sums, banded_weighted), full)
+    else:
+        col_sums, weighted = full()
     exact = jax.lax.stop_gradient(hard_rank(z, descending))  # (..., n)
     ranks = (weighted + _EMPTY_COLUMN * exact) / (col_sums + _EMPTY_COLUMN)  # (..., n)
     return ranks.astype(output_dtype(x))
