@@ -33,6 +33,24 @@ def test_hard_rank_is_rankdata_average(descending):
     np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.parametrize("n", [2, 7, 128, 129])
+@pytest.mark.parametrize("descending", [False, True])
+def test_hard_rank_counts_and_sorts_agree(monkeypatch, n, descending):
+    """Up to n = 128 the ranks are counted from pairs; both paths give rankdata's ranks,
+    and the same ranks for NaN (after every number, in input order), ±0 and ±inf."""
+    rng = np.random.default_rng(n)
+    x = rng.integers(-3, 4, size=(2, 3, n)).astype(np.float32)  # many ties
+    special = np.array([np.nan, -0.0, 0.0, np.inf, -np.inf, np.nan], np.float32)
+    x[1, :, : min(n, 6)] = special[: min(n, 6)]
+    got = np.asarray(_common.hard_rank(jnp.asarray(x), descending))
+    with monkeypatch.context() as patch:
+        patch.setattr(_common, "_PAIRWISE_RANK_MAX", 0)
+        by_sorting = np.asarray(_common.hard_rank(jnp.asarray(x), descending))
+    np.testing.assert_array_equal(got, by_sorting)
+    expected = rankdata(-x[0] if descending else x[0], axis=-1)
+    np.testing.assert_array_equal(got[0], expected)
+
+
 def test_hard_rank_single_element():
     np.testing.assert_array_equal(_common.hard_rank(jnp.array([4.0]), False), [1.0])
 

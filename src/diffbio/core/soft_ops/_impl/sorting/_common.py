@@ -22,6 +22,8 @@ STANDARDIZE_EPS = 1e-6
 _BLOCK_ELEMENTS = 1 << 21
 """Target size of one (batch, rows, n) block: 2²¹ entries (8 MiB in float32)."""
 _MAX_BLOCK_ROWS = 128
+_PAIRWISE_RANK_MAX = 128
+"""Largest n for which `hard_rank` counts pairs instead of sorting."""
 _MIN_BLOCK_ROWS = 8
 
 
@@ -234,10 +236,31 @@ def hard_top_k(x: Array, k: int) -> tuple[Array, Array]:
     return values, one_hot(indices, x.shape[-1], output_dtype(x))  # (..., k), (..., k, n)
 
 
+def _pairwise_rank(x: Array) -> Array:
+    """`hard_rank` by counting pairs: `1 + #{i: x_i < x_j} + #{i ≠ j: x_i = x_j} / 2`,
+    with NaN after every number and NaNs in their input order (as the stable sort)."""
+    n = x.shape[-1]
+    before, after = x[..., :, None], x[..., None, :]  # (..., n, 1), (..., 1, n): i, j
+    nan_i, nan_j = jnp.isnan(before), jnp.isnan(after)
+    earlier = jnp.arange(n)[:, None] < jnp.arange(n)[None, :]  # (n, n): i < j
+    less = (before < after) | (nan_j & ~nan_i) | (nan_i & nan_j & earlier)  # (..., n, n)
+    tied = (before == after) & ~jnp.eye(n, dtype=bool)  # (..., n, n)
+    dtype = compute_dtype(x)
+    counts = jnp.sum(less, axis=-2, dtype=dtype) + 0.5 * jnp.sum(tied, axis=-2, dtype=dtype)
+    return counts + 1  # (..., n)
+
+
 def hard_rank(x: Array, descending: bool) -> Array:
     """Average ranks in [1, n] (ties share the mean of their positions), as
-    `scipy.stats.rankdata(x, axis=-1)`; `descending` ranks the largest first."""
+    `scipy.stats.rankdata(x, axis=-1)`; `descending` ranks the largest first.
+
+    Up to n = 128 the ranks are counted from the n² pairs, which on CPU takes a fraction
+    of the two sorts the general path needs.
+    """
     n = x.shape[-1]
+    if n <= _PAIRWISE_RANK_MAX:
+        ranks = _pairwise_rank(x)
+        return ((n + 1 - ranks) if descending else ranks).astype(output_dtype(x))
     order = jnp.argsort(x, axis=-1, stable=True)  # (..., n)
     ordered = jnp.take_along_axis(x, order, axis=-1)  # (..., n)
     pos = jnp.broadcast_to(jnp.arange(n), x.shape)  # (..., n)
