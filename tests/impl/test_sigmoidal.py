@@ -132,3 +132,34 @@ def test_softabs_slope_at_infinite_inputs_is_their_sign(mode):
     x = jnp.array([-jnp.inf, -1e30, 1e30, jnp.inf], dtype=jnp.float32)
     grad = jax.vmap(jax.grad(lambda v: softabs(v, 0.1, mode)))(x)
     np.testing.assert_array_equal(grad, [-1.0, -1.0, 1.0, 1.0])
+
+
+@pytest.mark.parametrize("mode", ["smooth", "c0", "c1", "c2"])
+def test_softabs_derivatives_equal_those_of_the_product(mode):
+    """The custom JVP against differentiating `x (2 sigmoidal(x) − 1)` itself (float64),
+    in x and in the softness, inside and outside the transition region."""
+    x = np.array([-2.0, -0.3, -0.04, 0.0, 0.02, 0.25, 0.6, 3.0])
+    with jax.enable_x64(True):
+        xj, s = jnp.asarray(x), jnp.asarray(0.1)
+
+        def product(v, t):
+            return v * (2.0 * sigmoidal(v, t, mode) - 1.0)
+
+        for argnum in (0, 1):
+            got = jax.vmap(jax.grad(lambda v, t: softabs(v, t, mode), argnum), (0, None))(xj, s)
+            want = jax.vmap(jax.grad(product, argnum), (0, None))(xj, s)
+            # (atol: σ(u)σ(−u) is more accurate than the product rule's σ(1 − σ) far out)
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["smooth", "c1"])
+def test_softabs_gradient_of_huge_inputs_under_a_large_cotangent_is_finite(mode):
+    """|x| ≈ 1e20 with a cotangent of 1e19 in float32: the slope is sign(x), and the
+    softness gets 0 (the product rule multiplied the cotangent by x first: inf · 0)."""
+    x = jnp.asarray([2e20, -3e20, 1e30], jnp.float32)
+    s = jnp.float32(0.03)
+    _, vjp = jax.vjp(lambda v, t: softabs(v, t, mode), x, s)
+    big = np.float32(1e19)
+    g_x, g_s = vjp(jnp.full(3, big, jnp.float32))
+    np.testing.assert_array_equal(g_x, [big, -big, big])
+    assert float(g_s) == 0.0

@@ -98,4 +98,37 @@ def softabs(x: Array, softness: float | Array = 0.1, mode: str = "smooth") -> Ar
     """Soft absolute value ``x * (2 sigmoidal(x) - 1)``; exact ``|x|`` outside the region."""
     if mode == "hard":
         return jnp.abs(x)
+    return _softabs(x, softness, mode)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _softabs(x: Array, softness: float | Array, mode: str) -> Array:
     return x * (2.0 * sigmoidal(x, softness, mode) - 1.0)
+
+
+@_softabs.defjvp
+def _softabs_jvp(mode: str, primals, tangents):
+    """With `u = x / (k s)` (`k` = 1 smooth, 5 piecewise) and `σ` the S-curve of u:
+    `∂/∂x = 2σ − 1 + 2 u σ'(u)` and `∂/∂s = −2 k (u σ'(u)) u`.
+
+    `u σ'(u)` is bounded and exactly 0 far from the origin, so a large cotangent meets
+    it before it meets `x`: differentiating the product `x · (2σ − 1)` multiplied the
+    cotangent by `x` first, which overflowed float32 for |x| ≈ 1e20 (then `inf · 0`).
+    """
+    (x, s), (dx, ds) = primals, tangents
+    sig = sigmoidal(x, s, mode)
+    # `near`: u where σ'(u) ≠ 0 and 0 elsewhere, so that an overflowing u (x / s = inf)
+    # meets no 0 · inf
+    if mode == "smooth":
+        k = 1.0
+        slope = sig * sigmoidal(-x, s, mode)  # σ'(u) = σ(u) σ(−u)
+        near = jnp.where(slope == 0.0, 0.0, x / s)
+    else:
+        k = 5.0
+        u = (x / (k * s)).astype(jnp.promote_types(x.dtype, jnp.float32))
+        outside = (u < -1.0) | (u > 1.0)
+        slope = jnp.where(outside, 0.0, _poly(_polynomial_derivative(_SIGMOIDAL_COEFFS[mode]), u))
+        near = jnp.where(outside, 0.0, u)
+    u_slope = near * slope  # u σ'(u)
+    tangent = (2.0 * sig - 1.0 + 2.0 * u_slope) * dx - (2.0 * k) * (u_slope * near) * ds
+    return x * (2.0 * sig - 1.0), tangent.astype(x.dtype)
