@@ -63,12 +63,6 @@ def _threshold(n: int, dtype: jnp.dtype) -> float:
     return math.log(n / float(jnp.finfo(dtype).eps))
 
 
-def _sorted_inputs(z: Array, *rows: Array) -> tuple[Array, tuple[Array, ...]]:
-    """The ascending permutation of `z` `(..., n)` and `rows` taken in that order."""
-    order = jnp.argsort(lax.stop_gradient(z), axis=-1)  # (..., n)
-    return order, tuple(jnp.take_along_axis(r, order, axis=-1) for r in rows)
-
-
 def _blocks(
     z_sorted: Array, a_sorted: Array, softness: Array, band: int, per_block
 ) -> tuple[Array, Array]:
@@ -125,7 +119,8 @@ def sort(
 ) -> tuple[Array, Array]:
     """Ascending soft-sorted values `(..., n)` and whether the band was exact."""
     n = z.shape[-1]
-    _, (z_sorted, a_sorted, x_sorted) = _sorted_inputs(z, z, a_sums, xc)
+    order = jnp.argsort(lax.stop_gradient(z), axis=-1)  # (..., n)
+    z_sorted, a_sorted, x_sorted = (jnp.take_along_axis(r, order, axis=-1) for r in (z, a_sums, xc))
 
     def per_block(rows: Array, window: Array, scores: Array) -> Array:
         p = soft_index(scores, softness, "smooth")  # (..., c, w)
@@ -138,11 +133,14 @@ def sort(
     return values.reshape(*values.shape[:-2], -1)[..., :n], exact
 
 
-def rank_sums(z: Array, a_sums: Array, softness: Array, band: int) -> tuple[Array, Array, Array]:
+def rank_sums(
+    z: Array, a_sums: Array, softness: Array, band: int, order: Array, inverse: Array
+) -> tuple[Array, Array, Array]:
     """Column sums `Σ_r P_rj` and `Σ_r r P_rj` `(..., n)` of the ascending matrix (columns
-    in the input's order, r 1-based) and whether the band was exact."""
+    in the input's order, r 1-based) and whether the band was exact, given the ascending
+    permutation `order` of `z` and its `inverse`."""
     n = z.shape[-1]
-    order, (z_sorted, a_sorted) = _sorted_inputs(z, z, a_sums)
+    z_sorted, a_sorted = (jnp.take_along_axis(r, order, axis=-1) for r in (z, a_sums))
 
     def per_block(rows: Array, window: Array, scores: Array) -> tuple[Array, Array, Array]:
         valid = (rows < n).astype(scores.dtype)  # (c,)
@@ -155,7 +153,6 @@ def rank_sums(z: Array, a_sums: Array, softness: Array, band: int) -> tuple[Arra
     # (nb, ..., w) -> (B, nb·w): each block's window columns, one row per batch entry
     flat = lambda parts: jnp.moveaxis(parts, 0, -2).reshape(-1, parts.shape[0] * parts.shape[-1])
     index = flat(windows)
-    inverse = jnp.argsort(order, axis=-1)  # (..., n)
 
     def scatter(parts: Array) -> Array:  # (nb, ..., w) -> (..., n) in the input's order
         add = lambda idx, v: jnp.zeros((n,), v.dtype).at[idx].add(v)

@@ -36,10 +36,12 @@ from diffbio.core.soft_ops._impl.sorting._common import (
     hard_rank,
     hard_sort,
     hard_top_k,
+    inverse_permutation,
     map_row_blocks,
     maybe_standardize,
     output_dtype,
     prepare,
+    ranks_from_order,
     soft_index,
     sum_row_blocks,
 )
@@ -162,13 +164,18 @@ def rank(
 
     if _banded(mode, softness, s, n):
         band = _neuralsort_band.half_width(n, softness, s.dtype)
-        banded_sums, banded_weighted, band_exact = _neuralsort_band.rank_sums(z, a_sums, s, band)
+        order = jnp.argsort(lax.stop_gradient(z), axis=-1)  # (..., n)
+        inverse = inverse_permutation(order)
+        banded_sums, banded_weighted, band_exact = _neuralsort_band.rank_sums(
+            z, a_sums, s, band, order, inverse
+        )
         if descending:  # position r of the ascending rows is n + 1 − r of the descending
             banded_weighted = (n + 1) * banded_sums - banded_weighted
         col_sums, weighted = lax.cond(band_exact, lambda: (banded_sums, banded_weighted), full)
+        exact = ranks_from_order(lax.stop_gradient(z), order, inverse, descending)  # (..., n)
     else:
         col_sums, weighted = full()
-    exact = jax.lax.stop_gradient(hard_rank(z, descending))  # (..., n)
+        exact = jax.lax.stop_gradient(hard_rank(z, descending))  # (..., n)
     ranks = (weighted + _EMPTY_COLUMN * exact) / (col_sums + _EMPTY_COLUMN)  # (..., n)
     return ranks.astype(output_dtype(x))
 
