@@ -106,6 +106,29 @@ def _softabs(x: Array, softness: float | Array, mode: str) -> Array:
     return x * (2.0 * sigmoidal(x, softness, mode) - 1.0)
 
 
+def _softabs_slopes(x: Array, s: float | Array, mode: str) -> tuple[Array, Array, Array]:
+    """`(σ, u σ'(u), near)` of `softabs` with `u = x / (k s)`: `near` is u where σ'(u) ≠ 0
+    and 0 elsewhere, so that an overflowing u (x / s = inf) meets no 0 · inf."""
+    sig = sigmoidal(x, s, mode)
+    if mode == "smooth":
+        slope = sig * sigmoidal(-x, s, mode)  # σ'(u) = σ(u) σ(−u)
+        near = jnp.where(slope == 0.0, 0.0, x / s)
+    else:
+        u = (x / (5.0 * s)).astype(jnp.promote_types(x.dtype, jnp.float32))
+        outside = (u < -1.0) | (u > 1.0)
+        slope = jnp.where(outside, 0.0, _poly(_polynomial_derivative(_SIGMOIDAL_COEFFS[mode]), u))
+        near = jnp.where(outside, 0.0, u)
+    return sig, near * slope, near
+
+
+def softabs_slope(x: Array, softness: float | Array = 0.1, mode: str = "smooth") -> Array:
+    """`∂ softabs / ∂x = 2σ − 1 + 2 u σ'(u)` (`sign(x)` for `hard`)."""
+    if mode == "hard":
+        return jnp.sign(x)
+    sig, u_slope, _ = _softabs_slopes(x, softness, mode)
+    return (2.0 * sig - 1.0 + 2.0 * u_slope).astype(x.dtype)
+
+
 @_softabs.defjvp
 def _softabs_jvp(mode: str, primals, tangents):
     """With `u = x / (k s)` (`k` = 1 smooth, 5 piecewise) and `σ` the S-curve of u:
@@ -116,19 +139,7 @@ def _softabs_jvp(mode: str, primals, tangents):
     cotangent by `x` first, which overflowed float32 for |x| ≈ 1e20 (then `inf · 0`).
     """
     (x, s), (dx, ds) = primals, tangents
-    sig = sigmoidal(x, s, mode)
-    # `near`: u where σ'(u) ≠ 0 and 0 elsewhere, so that an overflowing u (x / s = inf)
-    # meets no 0 · inf
-    if mode == "smooth":
-        k = 1.0
-        slope = sig * sigmoidal(-x, s, mode)  # σ'(u) = σ(u) σ(−u)
-        near = jnp.where(slope == 0.0, 0.0, x / s)
-    else:
-        k = 5.0
-        u = (x / (k * s)).astype(jnp.promote_types(x.dtype, jnp.float32))
-        outside = (u < -1.0) | (u > 1.0)
-        slope = jnp.where(outside, 0.0, _poly(_polynomial_derivative(_SIGMOIDAL_COEFFS[mode]), u))
-        near = jnp.where(outside, 0.0, u)
-    u_slope = near * slope  # u σ'(u)
+    sig, u_slope, near = _softabs_slopes(x, s, mode)
+    k = 1.0 if mode == "smooth" else 5.0
     tangent = (2.0 * sig - 1.0 + 2.0 * u_slope) * dx - (2.0 * k) * (u_slope * near) * ds
     return x * (2.0 * sig - 1.0), tangent.astype(x.dtype)

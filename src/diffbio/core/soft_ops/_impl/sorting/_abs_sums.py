@@ -19,11 +19,10 @@ Theorem 8.2.
 
 import math
 
-import jax
 import jax.numpy as jnp
 from jax import Array, lax
 
-from diffbio.core.soft_ops._impl.sigmoidal import softabs
+from diffbio.core.soft_ops._impl.sigmoidal import softabs, softabs_slope
 from diffbio.core.soft_ops._impl.sorting import _chebyshev
 from diffbio.core.soft_ops._impl.sorting._common import block_rows, map_row_blocks
 
@@ -33,9 +32,9 @@ _STRIP_FRACTION = 0.8
 """`φ`: the error bound's ellipse reaches this fraction of the way to the poles of `tanh`."""
 
 
-def sums_at(points: Array, z: Array, softness: Array, mode: str) -> Array:
-    """`Σ_i softabs(p_j − z_i)` for points `(..., m)` → `(..., m)`, a block of points at a
-    time.
+def sums_at(points: Array, z: Array, softness: Array, mode: str, kernel=softabs) -> Array:
+    """`Σ_i kernel(p_j − z_i)` for points `(..., m)` → `(..., m)`, a block of points at a
+    time (`kernel`: `softabs` or its slope).
 
     The soft absolute value is even, so each block sums along its last (contiguous)
     axis: reducing the block `(..., n, c)` over its second-to-last axis instead is
@@ -44,7 +43,7 @@ def sums_at(points: Array, z: Array, softness: Array, mode: str) -> Array:
 
     def columns(block: Array) -> Array:  # (..., c) -> (..., c)
         diff = block[..., :, None] - z[..., None, :]  # (..., c, n)
-        return jnp.sum(softabs(diff, softness, mode), axis=-1)  # (..., c)
+        return jnp.sum(kernel(diff, softness, mode), axis=-1)  # (..., c)
 
     return map_row_blocks(columns, (points,), block_rows(z.shape[:-1], z.shape[-1]))
 
@@ -85,9 +84,10 @@ def abs_row_sums(z: Array, softness: Array, mode: str) -> Array:
     def interpolated(z: Array) -> Array:
         t_nodes = _chebyshev.nodes(INTERPOLATION_NODES, z.dtype)  # (m,)
         points = middle + half_width * t_nodes  # (..., m)
-        samples, slopes = jax.jvp(
-            lambda p: sums_at(p, z, softness, mode), (points,), (jnp.ones_like(points),)
-        )  # (..., m): F and dF/dy at the nodes
+        samples = sums_at(points, z, softness, mode)  # (..., m): F at the nodes
+        # dF/dy at the nodes: summed on their own, so that the backward pass of the
+        # samples does not run through a forward derivative
+        slopes = sums_at(points, z, softness, mode, softabs_slope)  # (..., m)
         return _chebyshev.evaluate(
             _chebyshev.coefficients(samples),
             _chebyshev.coefficients(slopes * half_width),  # dF/dt
