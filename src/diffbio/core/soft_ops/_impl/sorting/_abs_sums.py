@@ -9,8 +9,9 @@ semi-minor axis `φ π s` (`φ = 0.8`): `ρ = β + sqrt(1 + β²)` with `β = φ
 `|F| ≤ n h (sqrt(1 + β²) + 1 + β) tan(φ π / 2)`. When the resulting bound
 `4 |F| ρ^(−m) / (ρ − 1)` on the error of the `m`-point interpolant, divided by `s` (the
 scale of NeuralSort's scores), is below `n · eps` (the size of the scores' own rounding),
-the sums are read from the interpolant: `m` direct sums at the nodes and one Clenshaw
-evaluation, `O(m n)` instead of `O(n²)`. Otherwise (a softness small against the spread of
+the sums are read from the interpolant: `m` direct sums at the nodes (and `m` of the
+slope, which gives the derivative in `z_j`) and one Clenshaw evaluation, `O(m n)` instead
+of `O(n²)`. Otherwise (a softness small against the spread of
 the row) the direct sum is taken.
 
 Reference: L. N. Trefethen, "Approximation Theory and Approximation Practice", SIAM 2013,
@@ -36,9 +37,8 @@ def sums_at(points: Array, z: Array, softness: Array, mode: str, kernel=softabs)
     """`Σ_i kernel(p_j − z_i)` for points `(..., m)` → `(..., m)`, a block of points at a
     time (`kernel`: `softabs` or its slope).
 
-    The soft absolute value is even, so each block sums along its last (contiguous)
-    axis: reducing the block `(..., n, c)` over its second-to-last axis instead is
-    about three times slower on CPU.
+    Each block sums along its last (contiguous) axis: reducing a block `(..., n, c)`
+    over its second-to-last axis instead is about three times slower on CPU.
     """
 
     def columns(block: Array) -> Array:  # (..., c) -> (..., c)
