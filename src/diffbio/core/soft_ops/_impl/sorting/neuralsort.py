@@ -62,9 +62,12 @@ def scores(coef: Array, z: Array, a_sums: Array) -> Array:
     return coef[..., :, None] * z[..., None, :] - a_sums[..., None, :]  # (..., c, n)
 
 
-def _banded(mode: str, softness: object, s: Array, n: int) -> bool:
-    """Whether `sort` and `rank` try the band of `_neuralsort_band` first."""
-    return mode == "smooth" and s.ndim == 0 and _neuralsort_band.usable(n, softness, s.dtype)
+def _band(mode: str, softness: object, s: Array, n: int) -> int | None:
+    """Half-width of the band of sorted columns that `sort` and `rank` try first
+    (`_neuralsort_band`), or None where it is not used."""
+    if mode != "smooth" or s.ndim != 0 or not _neuralsort_band.usable(n, softness, s.dtype):
+        return None
+    return _neuralsort_band.half_width(n, softness, s.dtype)
 
 
 def _setup(x: Array, softness: float | Array, mode: str, standardize: bool):
@@ -120,8 +123,8 @@ def sort(
     def full() -> Array:
         return map_row_blocks(rows, (coef,), block_rows(x.shape[:-1], n))  # (..., n)
 
-    if _banded(mode, softness, s, n):
-        band = _neuralsort_band.half_width(n, softness, s.dtype)
+    band = _band(mode, softness, s, n)
+    if band is not None:
         values, exact = _neuralsort_band.sort(xc, z, a_sums, s, band, gated_grad)  # (..., n)
         out = lax.cond(exact, lambda: values[..., ::-1] if descending else values, full)
     else:
@@ -162,8 +165,8 @@ def rank(
         block = block_rows(x.shape[:-1], n)
         return sum_row_blocks(columns, (coef, positions.astype(xc.dtype)), block)
 
-    if _banded(mode, softness, s, n):
-        band = _neuralsort_band.half_width(n, softness, s.dtype)
+    band = _band(mode, softness, s, n)
+    if band is not None:
         order = jnp.argsort(lax.stop_gradient(z), axis=-1)  # (..., n)
         inverse = inverse_permutation(order)
         banded_sums, banded_weighted, band_exact = _neuralsort_band.rank_sums(
