@@ -41,7 +41,6 @@ def coefficients(samples: Array) -> Array:
 
 def _clenshaw(coefs: Array, t: Array) -> Array:
     """`Σ_j c_j T_j(t)`: coefficients `(..., m)`, points `(..., n)` → `(..., n)`."""
-    m = coefs.shape[-1]
     reversed_coefs = jnp.moveaxis(coefs[..., :0:-1], -1, 0)[..., None]  # (m - 1, ..., 1)
     two_t = 2.0 * t
 
@@ -50,8 +49,6 @@ def _clenshaw(coefs: Array, t: Array) -> Array:
         return (c + two_t * b1 - b2, b1), None
 
     zeros = jnp.zeros(jnp.broadcast_shapes(t.shape, coefs.shape[:-1] + (1,)), t.dtype)
-    if m == 1:
-        return coefs[..., :1] + zeros
     (b1, b2), _ = lax.scan(step, (zeros, zeros), reversed_coefs)
     return coefs[..., :1] + t * b1 - b2  # (..., n)
 

@@ -36,7 +36,8 @@ _DENSITY = 2.0
 peaks at 1.6)."""
 
 
-def block_rows(n: int) -> int:
+def _block_size(n: int) -> int:
+    """Rows per block (not `_common.block_rows`, which sizes blocks by memory)."""
     return max(_BLOCK_ROWS, n // 256)
 
 
@@ -50,13 +51,13 @@ def half_width(n: int, softness: object, dtype: jnp.dtype) -> int:
     """
     s = float(softness) if isinstance(softness, int | float) else _DEFAULT_SOFTNESS
     needed = math.sqrt(_threshold(n, dtype) * _DENSITY * n * s * (1.0 + 2.5 * s))
-    c = block_rows(n)
+    c = _block_size(n)
     return c * math.ceil(needed / c)
 
 
 def usable(n: int, softness: object, dtype: jnp.dtype) -> bool:
     """Whether the band is at most half the row."""
-    return block_rows(n) + 2 * half_width(n, softness, dtype) <= n // 2
+    return _block_size(n) + 2 * half_width(n, softness, dtype) <= n // 2
 
 
 def _threshold(n: int, dtype: jnp.dtype) -> float:
@@ -76,7 +77,7 @@ def _blocks(
     ends of a standardised row).
     """
     n = z_sorted.shape[-1]
-    c = block_rows(n)
+    c = _block_size(n)
     width = c + 2 * band
     num_blocks = -(-n // c)
     threshold = _threshold(n, z_sorted.dtype)
