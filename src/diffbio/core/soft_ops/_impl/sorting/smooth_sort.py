@@ -56,7 +56,7 @@ of b)`. Its rule differentiates the optimality conditions: with `W_σ = diag(σ)
 cancellation of the first form when the gaps are far below the slacks),
 with `ρ` from conjugate gradients preconditioned by `T diag(σ) T`
 (`jax.lax.custom_linear_solve`, so JAX transposes it for reverse mode). The bounds are
-differentiated through the `_esp` recursion.
+differentiated by `_esp` (inclusion probabilities, O(n) memory).
 
 Reference: SoftJAX 0.1.1 `smooth_sort` (A. Paulus et al., "SoftJAX & SoftTorch",
 arXiv:2603.08824); M. Blondel, O. Teboul, Q. Berthet, J. Djolonga, "Fast
@@ -398,7 +398,7 @@ def _project(z: Array, w: Array, softness: Array, opts: dict, anchors: bool = Fa
         # differences c exact for a (near-)constant row of large values, where w + O(τ)
         # would round away
         m = row_center(w)  # (..., 1)
-        delta = tau * jax.vmap(_esp.log_ratios)(((w - m) / tau).reshape(rows, n))  # (B, n)
+        delta = tau * _esp.log_ratios(((w - m) / tau).reshape(rows, n))  # (B, n)
     # the scores are centred first (a common shift of z moves ⟨z, y⟩ by a constant, as
     # Σ y is fixed): a constant row of large scores then has zero scores and zero
     # derivatives in s, instead of (1e30 / 1e-5)·(ds / s) overflowing; the division by
