@@ -43,6 +43,8 @@ MAX_SECONDS = 20.0
 MAX_BYTES = 8 * 2**30
 COMPILE_LIMIT = 120.0
 MIN_REPEATS = 5
+MIN_SAMPLE_SECONDS = 0.01
+MAX_RUN_CALLS = 50
 GUARD_TOL = 1e-3
 # Growth of one call with n (exponent of n) used to extrapolate from the smaller size;
 # conservative (an over-estimate only skips what is already close to the budget).
@@ -282,27 +284,55 @@ class Prepared:
     peak: int
 
 
-def median_time(ready: Prepared, repeats: int, budget: float):
-    """(median seconds, number of repeats, status, reason) of ``ready``'s calls; a single
-    call stands for the case when the minimum number of repeats would pass ``budget``."""
-    compiled, args, first_seconds = ready.compiled, ready.args, ready.first_seconds
+def median_times(prepared: dict[str, Prepared], repeats: int, budget: float) -> dict:
+    """Per library, (median seconds, number of samples, status, reason) of its calls.
+
+    The libraries are timed in turn, one sample each per round, so that a slow spell of
+    the machine falls on all of them alike. A sample is one call, or, for calls under
+    `MIN_SAMPLE_SECONDS`, the mean of a run of calls that lasts about that long (each
+    call still waited for with `block_until_ready`), so that timer resolution and
+    scheduling jitter do not decide sub-millisecond cases. A single (warm-up) call
+    stands for a library whose minimum number of samples would pass ``budget``.
+    """
     min_repeats = min(MIN_REPEATS, repeats)
-    if first_seconds * min_repeats > budget:
-        return (
-            first_seconds,
-            1,
-            "approx",
-            f"one call takes {first_seconds:.1f} s; {min_repeats} repeats would pass "
-            f"{budget:.0f} s: single (warm-up) call",
-        )
-    times: list[float] = []
-    for _ in range(repeats):
+    results: dict[str, tuple] = {}
+    runs: dict[str, tuple[Prepared, int]] = {}
+    for name, ready in prepared.items():
+        if ready.first_seconds * min_repeats > budget:
+            results[name] = (
+                ready.first_seconds,
+                1,
+                "approx",
+                f"one call takes {ready.first_seconds:.1f} s; {min_repeats} repeats would "
+                f"pass {budget:.0f} s: single (warm-up) call",
+            )
+            continue
+        # a second call sizes the runs (the first one may include one-off work)
         start = time.perf_counter()
-        jax.block_until_ready(compiled(*args))
-        times.append(time.perf_counter() - start)
-        if sum(times) > budget and len(times) >= min_repeats:
-            break
-    return statistics.median(times), len(times), "ok", ""
+        jax.block_until_ready(ready.compiled(*ready.args))
+        once = time.perf_counter() - start
+        calls = int(min(MAX_RUN_CALLS, max(1, MIN_SAMPLE_SECONDS // max(once, 1e-7))))
+        runs[name] = (ready, calls)
+    samples: dict[str, list[float]] = {name: [] for name in runs}
+    spent = dict.fromkeys(runs, 0.0)
+    for _ in range(repeats):
+        for name, (ready, calls) in runs.items():
+            if spent[name] > budget and len(samples[name]) >= min_repeats:
+                continue
+            start = time.perf_counter()
+            for _ in range(calls):
+                jax.block_until_ready(ready.compiled(*ready.args))
+            elapsed = time.perf_counter() - start
+            spent[name] += elapsed
+            samples[name].append(elapsed / calls)
+    for name, times in samples.items():
+        results[name] = (statistics.median(times), len(times), "ok", "")
+    return results
+
+
+def median_time(ready: Prepared, repeats: int, budget: float):
+    """`median_times` of one function."""
+    return median_times({"one": ready}, repeats, budget)["one"]
 
 
 # ---------------------------------------------------------------------------- one size
@@ -526,8 +556,9 @@ def run_size(
                     "between ours and the peer"
                 )
 
+        timings = median_times(prepared, config.repeats, config.max_seconds)
         for name, ready in prepared.items():
-            seconds, count, status, reason = median_time(ready, config.repeats, config.max_seconds)
+            seconds, count, status, reason = timings[name]
             if status == "approx":
                 note(f"{name} {op} {method} {mode} n={n} {pass_}: {reason}")
             emit(

@@ -388,10 +388,12 @@ def markdown(records: list[dict], args, wall_seconds: float | None) -> str:
         f"softness {harness.SOFTNESS}, standardize=True, ascending, last axis, "
         f"k = {harness.K} for top_k (its values are measured); one worker process per n",
         f"- Each case: jit, compile, one warm-up call, then the median of {args.repeats} "
-        "calls with `block_until_ready`; fwd+bwd is `jax.grad` of `sum(w * f(x))` for a "
-        "fixed w. Ratios divide by `jnp.sort` of the same shape and pass, measured in the "
-        "same process (see Baselines). Peak memory is XLA's `memory_analysis()` "
-        "(arguments + outputs + temporaries).",
+        "samples with `block_until_ready`, ours and the peer's taken in turn; a sample is "
+        "one call, or the mean of a run of calls lasting about "
+        f"{harness.MIN_SAMPLE_SECONDS * 1e3:g} ms where one call is shorter; fwd+bwd is "
+        "`jax.grad` of `sum(w * f(x))` for a fixed w. Ratios divide by `jnp.sort` of the "
+        "same shape and pass, measured in the same process (see Baselines). Peak memory is "
+        "XLA's `memory_analysis()` (arguments + outputs + temporaries).",
         "- Correctness guard, before timing: max |ours − peer| on the same input (fwd: the "
         "output; fwd+bwd: the gradient); ⚠ when over 1e-3 × max(1, max |peer output|).",
         f"- Skips: a case over {args.max_seconds:g} s (estimated from the smaller n, or a "

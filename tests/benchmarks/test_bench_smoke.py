@@ -92,3 +92,33 @@ def test_softjax_agrees_on_the_same_input():
     assert {r["status"] for r in timed.values()} == {"ok"}
     for record in cases(records, "ours").values():
         assert record["delta"] is not None and not record["delta_flag"], record
+
+
+def test_libraries_are_timed_in_turn_and_fast_calls_in_runs():
+    """`median_times` alternates the libraries round by round, times a call of 0.5 ms in
+    runs of several calls (10 ms samples), a slow one alone, and keeps to the budget
+    (bounds loose enough for a loaded machine)."""
+    import time
+
+    calls = []
+
+    def fake(name, seconds):
+        def compiled(*args):
+            calls.append(name)
+            time.sleep(seconds)
+            return np.zeros(1)
+
+        return harness.Prepared(compiled, (), None, seconds, 0.0, 0)
+
+    prepared = {"ours": fake("ours", 0.0005), "peer": fake("peer", 0.012)}
+    timings = harness.median_times(prepared, repeats=3, budget=10.0)
+    # one sizing call each, then rounds of [a run of ours, one call of the peer]
+    timed = calls[2:]
+    run = timed.index("peer")
+    assert 2 <= run <= harness.MIN_SAMPLE_SECONDS // 0.0005
+    assert timed == (["ours"] * run + ["peer"]) * 3
+    assert timings["ours"][1:3] == (3, "ok") and timings["peer"][1:3] == (3, "ok")
+    assert 0.0005 <= timings["ours"][0] < 0.005 and 0.012 <= timings["peer"][0] < 0.05
+    # a call whose minimum number of samples would pass the budget stands alone
+    slow = harness.median_times({"ours": fake("ours", 0.05)}, repeats=7, budget=0.1)
+    assert slow["ours"][1:3] == (1, "approx")
