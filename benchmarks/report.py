@@ -117,7 +117,7 @@ def status_text(ours: dict | None, peer: dict | None) -> str:
 
 
 def ratio(record: dict | None) -> Value | None:
-    """Time over jnp.sort of the same pass and process."""
+    """Time over jnp.sort of the same pass, timed in the same rounds as the case."""
     if record is None or not record.get("base_ms"):
         return None
     if timed(record) is not None:
@@ -392,7 +392,8 @@ def markdown(records: list[dict], args, wall_seconds: float | None) -> str:
         "one call, or the mean of a run of calls lasting about "
         f"{harness.MIN_SAMPLE_SECONDS * 1e3:g} ms where one call is shorter; fwd+bwd is "
         "`jax.grad` of `sum(w * f(x))` for a fixed w. Ratios divide by `jnp.sort` of the "
-        "same shape and pass, measured in the same process (see Baselines). Peak memory is "
+        "same shape and pass, timed in the same rounds as the case (Baselines lists its "
+        "time at the start of each worker). Peak memory is "
         "XLA's `memory_analysis()` (arguments + outputs + temporaries).",
         "- Correctness guard, before timing: max |ours − peer| on the same input (fwd: the "
         "output; fwd+bwd: the gradient); ⚠ when over 1e-3 × max(1, max |peer output|).",
