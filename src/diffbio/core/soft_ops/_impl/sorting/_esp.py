@@ -45,10 +45,11 @@ has a prefix of `k` where `a ≤ 1` and a suffix where `a ≥ 1`, and each side 
 its stable direction: two scans over `k` vectorised over `i`, O(n²) elementwise work
 with no stored intermediate (memory O(n) per row). The side is decided, and `a` formed,
 from `(u_i − u_k) − (ρ_k − u_k)`, exact for close inputs where the rounded `ρ_k` is not.
-The tangent is `ρ̇_k = Σ_i (π_{k,i}
-− π_{k−1,i}) u̇_i`, the cotangent `ū_i = Σ_k π_{k,i} (ρ̄_k − ρ̄_{k+1})`; both are linear
-maps evaluated by these scans (`jax.lax.custom_linear_solve` pairs them, so forward and
-reverse mode each use their own). Second derivatives are not provided.
+The tangent is `ρ̇_k = Σ_i (π_{k,i} − π_{k−1,i}) u̇_i`, the cotangent
+`ū_i = Σ_k π_{k,i} (ρ̄_k − ρ̄_{k+1})`; both are linear maps evaluated by these scans
+(`jax.lax.custom_linear_solve` pairs them, so forward and reverse mode each use their
+own). Second derivatives are not provided: differentiating the tangent again treats
+the inclusion probabilities as constants.
 
 References: the recurrence is the standard one (e.g. R. P. Stanley, *Enumerative
 Combinatorics*, Vol. 2, ch. 7); block rescaling of a recursion is the classical
