@@ -71,14 +71,19 @@ SOFTJAX = {
 }
 
 
+def _log_esp(u, size):
+    """`log e_0 … log e_size` of `exp(u)` by the plain log-domain recurrence (float64;
+    `−inf` beyond `len(u)`)."""
+    log_e = np.full(size + 1, -np.inf)
+    log_e[0] = 0.0
+    for value in np.asarray(u, np.float64):
+        log_e = np.logaddexp(log_e, value + np.concatenate([[-np.inf], log_e[:-1]]))
+    return log_e
+
+
 def _log_ratios_reference(u):
     """`log e_k − log e_{k−1}` by the plain log-domain recurrence (float64)."""
-    u = np.asarray(u, np.float64)
-    log_e = np.full(len(u) + 1, -np.inf)
-    log_e[0] = 0.0
-    for value in u:
-        shifted = np.concatenate([[-np.inf], log_e[:-1]])
-        log_e = np.logaddexp(log_e, value + shifted)
+    log_e = _log_esp(u, len(u))
     return log_e[1:] - log_e[:-1]
 
 
@@ -98,18 +103,10 @@ def _inclusion_reference(u):
     t_i e_{k−1}(u without i) / e_k`, every `e` by the float64 log-domain recurrence."""
     u = np.asarray(u, np.float64)
     n = len(u)
-
-    def log_esp(values):
-        log_e = np.full(n + 1, -np.inf)
-        log_e[0] = 0.0
-        for value in values:
-            log_e = np.logaddexp(log_e, value + np.concatenate([[-np.inf], log_e[:-1]]))
-        return log_e
-
-    full = log_esp(u)
+    full = _log_esp(u, n)
     pi = np.zeros((n + 1, n))
     for i in range(n):
-        rest = log_esp(np.delete(u, i))
+        rest = _log_esp(np.delete(u, i), n)
         pi[1:, i] = np.exp(u[i] + rest[:-1] - full[1:])
     return pi[1:] - pi[:-1]
 
