@@ -240,14 +240,14 @@ def _pairwise_rank(x: Array) -> Array:
     """`hard_rank` by counting pairs: `1 + #{i: x_i < x_j} + #{i ≠ j: x_i = x_j} / 2`,
     with NaN after every number and NaNs in their input order (as the stable sort)."""
     n = x.shape[-1]
-    before, after = x[..., :, None], x[..., None, :]  # (..., n, 1), (..., 1, n): i, j
-    nan_i, nan_j = jnp.isnan(before), jnp.isnan(after)
-    earlier = jnp.arange(n)[:, None] < jnp.arange(n)[None, :]  # (n, n): i < j
-    less = (before < after) | (nan_j & ~nan_i) | (nan_i & nan_j & earlier)  # (..., n, n)
-    tied = (before == after) & ~jnp.eye(n, dtype=bool)  # (..., n, n)
+    x_j, x_i = x[..., :, None], x[..., None, :]  # (..., n, 1), (..., 1, n): j counts i
+    nan_j, nan_i = jnp.isnan(x_j), jnp.isnan(x_i)
+    earlier = jnp.arange(n)[None, :] < jnp.arange(n)[:, None]  # (n, n): i < j
+    less = (x_i < x_j) | (nan_j & ~nan_i) | (nan_i & nan_j & earlier)  # (..., n, n)
     dtype = compute_dtype(x)
-    counts = jnp.sum(less, axis=-2, dtype=dtype) + 0.5 * jnp.sum(tied, axis=-2, dtype=dtype)
-    return counts + 1  # (..., n)
+    # one sum over the contiguous axis: 1 per smaller, 1/2 per equal (j itself included)
+    score = jnp.where(less, 1.0, jnp.where(x_i == x_j, 0.5, 0.0)).astype(dtype)
+    return jnp.sum(score, axis=-1) + 1 - 0.5 * (x == x).astype(dtype)  # (..., n)
 
 
 def hard_rank(x: Array, descending: bool) -> Array:

@@ -105,7 +105,8 @@ class _Mode(NamedTuple):
     """How one regulariser records and pools blocks.
 
     - `element(s, w, pos)`: records `(..., width)` of one-position blocks.
-    - `merge(left, right, rows)`: the record `(L, width)` of two adjacent blocks pooled.
+    - `merge(left, right, rows, active)`: the record `(L, width)` of two adjacent blocks
+      pooled; only the lanes where `active` `(L,)` is true are used (None: all).
     - `spread(records)`: `Σ_B t²` of each record's block `(...)`, where the record holds
       it (c2), so that the derivative needs no segment sum; `None` elsewhere.
     """
@@ -123,7 +124,7 @@ def _c0_element(s: Array, w: Array, pos: Array) -> Array:
     return jnp.stack(fields, axis=-1)  # (..., 7)
 
 
-def _c0_merge(left: Array, right: Array, rows: _Rows) -> Array:
+def _c0_merge(left: Array, right: Array, rows: _Rows, active: Array | None = None) -> Array:
     ref = left[:, 4]  # (L,)
     count = left[:, _COUNT] + right[:, _COUNT]
     e_sum = left[:, 5] + right[:, 5] + right[:, _COUNT] * (right[:, 4] - ref)
@@ -138,7 +139,7 @@ def _smooth_element(s: Array, w: Array, pos: Array) -> Array:
     return jnp.stack([pos.astype(s.dtype) * one, one, s, -w], axis=-1)  # (..., 4)
 
 
-def _smooth_merge(left: Array, right: Array, rows: _Rows) -> Array:
+def _smooth_merge(left: Array, right: Array, rows: _Rows, active: Array | None = None) -> Array:
     # centre = logsumexp_B(s), offset = -logsumexp_B(w)
     centre = jnp.logaddexp(left[:, _CENTRE], right[:, _CENTRE])  # (L,)
     offset = -jnp.logaddexp(-left[:, _OFFSET], -right[:, _OFFSET])
@@ -155,10 +156,9 @@ def _c1_element(s: Array, w: Array, pos: Array) -> Array:
     return jnp.stack(fields, axis=-1)  # (..., 8)
 
 
-def _c1_merge(left: Array, right: Array, rows: _Rows) -> Array:
-    """Pool two c1 blocks. Where the root lies below (or above) every `s` of the block,
-    `Σ (u - e)² = ±W` has a closed form in the block's moments; otherwise the root is
-    searched for along the row (`_c1_block_root`), skipped when no lane needs it."""
+def _c1_pool(left: Array, right: Array) -> tuple[tuple[Array, ...], Array, Array]:
+    """`(fields, closed, split)`: the pooled c1 record's fields but its offset, the
+    offset where it has a closed form, and where it has none."""
     centre = left[:, _CENTRE]  # (L,): s at the block start
     d = right[:, _CENTRE] - centre
     n_r, m1_r = right[:, _COUNT], right[:, 5]
@@ -175,17 +175,37 @@ def _c1_merge(left: Array, right: Array, rows: _Rows) -> Array:
     below_ok = (w_sum >= spread) & (below <= last)
     above_ok = (-w_sum >= spread) & (above >= 0.0)
     closed = jnp.where(below_ok, below, above)
-    split = ~(below_ok | above_ok)
+    fields = (left[:, _START], count, centre, w_sum, m1, m2, last)
+    return fields, closed, ~(below_ok | above_ok)
 
-    def searched(_: None) -> Array:
-        start = left[:, _START].astype(jnp.int32)
+
+def _c1_record(fields: tuple, offset: Array) -> Array:
+    start, count, centre, w_sum, m1, m2, last = fields
+    return jnp.stack([start, count, centre, offset, w_sum, m1, m2, last], axis=-1)  # (L, 8)
+
+
+def _c1_merge(left: Array, right: Array, rows: _Rows, active: Array | None = None) -> Array:
+    """Pool two c1 blocks. Where the root lies below (or above) every `s` of the block,
+    `Σ (u - e)² = ±W` has a closed form in the block's moments; otherwise the root is
+    searched for along the row (`_c1_block_root`), only when an `active` lane needs it.
+    The whole merge sits in each branch, so that the loop carries only the records."""
+
+    def closed(left: Array, right: Array) -> Array:
+        fields, offset, _ = _c1_pool(left, right)
+        return _c1_record(fields, offset)
+
+    def searched(left: Array, right: Array) -> Array:
+        fields, offset, split = _c1_pool(left, right)
+        start, count, centre, w_sum = fields[:4]
+        start = start.astype(jnp.int32)
         root = _c1_block_root(rows, start, start + count.astype(jnp.int32), w_sum)
         e_start = centre - _take(rows.s, rows.row)  # s[start] - s[row, 0]
-        return jnp.where(split, root - e_start, closed)
+        return _c1_record(fields, jnp.where(split, root - e_start, offset))
 
-    offset = lax.cond(jnp.any(split), searched, lambda _: closed, None)
-    fields = [left[:, _START], count, centre, offset, w_sum, m1, m2, last]
-    return jnp.stack(fields, axis=-1)  # (L, 8)
+    split = _c1_pool(left, right)[2]
+    if active is not None:
+        split = split & active
+    return lax.cond(jnp.any(split), searched, closed, left, right)
 
 
 def _c1_block_root(rows: _Rows, start: Array, stop: Array, w_sum: Array) -> Array:
@@ -263,7 +283,7 @@ def _c2_element(s: Array, w: Array, pos: Array) -> Array:
     return jnp.stack(fields, axis=-1)  # (..., 7)
 
 
-def _c2_merge(left: Array, right: Array, rows: _Rows) -> Array:
+def _c2_merge(left: Array, right: Array, rows: _Rows, active: Array | None = None) -> Array:
     # central moments of the pooled block from its halves' (Chan, Golub and LeVeque)
     n_l, n_r = left[:, _COUNT], right[:, _COUNT]  # (L,)
     m2_l, m2_r = left[:, 4], right[:, 4]
@@ -350,7 +370,7 @@ def _solve_chunks(mode: _Mode, elements: Array, rows: _Rows) -> tuple[Array, Arr
         push = ~pool & (nxt < chunk)
         stack = stack.at[base + size - 1].set(top, mode="promise_in_bounds", unique_indices=True)
         incoming = _take(flat, base + jnp.minimum(nxt, chunk - 1))  # (lanes, width)
-        pooled = mode.merge(prev, top, rows)
+        pooled = mode.merge(prev, top, rows, pool)
         top = jnp.where(pool[:, None], pooled, jnp.where(push[:, None], incoming, top))
         size = size + push.astype(jnp.int32) - pool.astype(jnp.int32)
         return stack, top, size, nxt + push.astype(jnp.int32), jnp.any(pool | push)
@@ -390,7 +410,8 @@ def _fold_chunks(
             ahead = ~back & (taken < length) & (_value(top) < _value(incoming))
             left = jnp.where(back[:, None], prev, top)
             right = jnp.where(back[:, None], top, incoming)
-            top = jnp.where((back | ahead)[:, None], mode.merge(left, right, rows), top)
+            pooled = mode.merge(left, right, rows, back | ahead)
+            top = jnp.where((back | ahead)[:, None], pooled, top)
             size = size - back.astype(jnp.int32)
             taken = taken + ahead.astype(jnp.int32)
             incoming = _take(stack, first + jnp.minimum(taken, chunk - 1))
