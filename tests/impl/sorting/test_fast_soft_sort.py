@@ -130,6 +130,40 @@ def test_matches_numpy_pav(outputs64, mode):
             )
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_rows_of_many_chunks_match_numpy_pav(cheap_jit, mode):
+    """At n = 200 the solver cuts each row into 7 chunks of 32 (`_isotonic._chunk_size`):
+    blocks that span chunks pool across the seams, and in c1 mode pooled blocks whose
+    root falls inside them take the search along the row (the unstandardised sorts at
+    softness 0.3 do). Rows: normal draws, draws rounded to halves, and seven values each
+    repeated about 29 times (long tied blocks)."""
+    rng = np.random.default_rng(200)
+    x = np.stack(
+        [
+            rng.normal(size=200),
+            np.round(rng.normal(size=200) * 2.0) / 2.0,
+            np.tile(X[1], 29)[:200],
+        ]
+    )
+
+    def f(x, softness):
+        return {
+            (op, std): kernel(x, softness, mode, False, std)
+            for op, kernel in (("sort", fss.sort), ("rank", fss.rank))
+            for std in (True, False)
+        }
+
+    with jax.enable_x64(True):
+        for softness in (0.02, 0.3, 1.0):
+            args = (jnp.asarray(x, jnp.float64), jnp.float64(softness))
+            got = cheap_jit(("many_chunks", mode), f, *args)
+            for (op, std), value in got.items():
+                reference = (np_sort if op == "sort" else np_rank)(x, softness, mode, False, std)
+                np.testing.assert_allclose(
+                    value, reference, rtol=1e-9, atol=1e-9, err_msg=str((op, std, softness))
+                )
+
+
 def _tied_ranks(x, descending, mode):
     """Hard ranks; tied inputs pool their ranks: the mean (scipy's average ranks), or for
     the entropic mode the log-mean-exp of the ranks / (n - 1)."""

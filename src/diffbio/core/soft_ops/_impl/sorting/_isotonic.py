@@ -30,10 +30,9 @@ reaches the same solution. Rows are cut into `C` chunks of `c` positions:
 
 With `c ≈ n^(2/3)` stage 1 takes `O(n^(2/3))` sequential steps and stage 2 `O(n^(1/3))`
 folds on typical inputs (stage 2 adds the lengths of the pooling runs at the seams,
-`O(n)` in the worst case). Blocks are kept
-as records `[start, count, centre, offset, statistics…]` whose value is
-`centre + offset`; the split keeps `t = (s - centre) - offset` exact for one-position
-blocks when `|s| ≫ |t|`.
+`O(n)` in the worst case). Blocks are kept as records
+`[start, count, centre, offset, statistics…]` whose value is `centre + offset`; the
+split keeps `t = (s - centre) - offset` exact for one-position blocks when `|s| ≫ |t|`.
 
 **Derivative.** `project_sorted` has a custom JVP that is linear in the tangents and
 uses only the block structure: implicit differentiation of `Σ_B f_i'(v) = 0` gives
