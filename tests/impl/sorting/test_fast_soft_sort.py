@@ -40,6 +40,8 @@ def _block_value(s, w, mode):
     lo, hi = s.min() - reach, s.max() + reach
     for _ in range(200):
         mid = 0.5 * (lo + hi)
+        if not lo < mid < hi:  # the interval is down to adjacent floats
+            break
         lo, hi = (lo, mid) if np.sum(phi(mid - s)) + w.sum() > 0 else (mid, hi)
     return 0.5 * (lo + hi)
 
@@ -132,17 +134,17 @@ def test_matches_numpy_pav(outputs64, mode):
 
 @pytest.mark.parametrize("mode", MODES)
 def test_rows_of_many_chunks_match_numpy_pav(cheap_jit, mode):
-    """At n = 200 the solver cuts each row into 7 chunks of 32 (`_isotonic._chunk_size`):
+    """At n = 150 the solver cuts each row into 5 chunks of 32 (`_isotonic._chunk_size`):
     blocks that span chunks pool across the seams, and in c1 mode pooled blocks whose
     root falls inside them take the search along the row (the unstandardised sorts at
     softness 0.3 do). Rows: normal draws, draws rounded to halves, and seven values each
-    repeated about 29 times (long tied blocks)."""
+    repeated about 21 times (long tied blocks)."""
     rng = np.random.default_rng(200)
     x = np.stack(
         [
-            rng.normal(size=200),
-            np.round(rng.normal(size=200) * 2.0) / 2.0,
-            np.tile(X[1], 29)[:200],
+            rng.normal(size=150),
+            np.round(rng.normal(size=150) * 2.0) / 2.0,
+            np.tile(X[1], 22)[:150],
         ]
     )
 
@@ -154,7 +156,7 @@ def test_rows_of_many_chunks_match_numpy_pav(cheap_jit, mode):
         }
 
     with jax.enable_x64(True):
-        for softness in (0.02, 0.3, 1.0):
+        for softness in (0.3, 1.0):
             args = (jnp.asarray(x, jnp.float64), jnp.float64(softness))
             got = cheap_jit(("many_chunks", mode), f, *args)
             for (op, std), value in got.items():
