@@ -87,6 +87,45 @@ def test_rank_of_a_column_with_no_mass_is_its_exact_rank():
     assert bool(jnp.all(jnp.isfinite(jax.grad(lambda z: neuralsort.rank(z, 0.1, "c0").sum())(z))))
 
 
+def _dense_ranks(x, softness, descending):
+    """The smooth ranks as the plain ratio `Σ_r r P_rj / Σ_r P_rj` of the full matrix
+    (jnp, differentiable), the definition the kernel's log domain and band evaluate."""
+    n = x.shape[-1]
+    _, s, z, a_sums = neuralsort._setup(x, softness, "smooth", True)
+    coef = neuralsort.coefficients(jnp.arange(1, n + 1), n, descending, z.dtype)
+    p = jax.nn.softmax(neuralsort.scores(coef, z, a_sums) / s, axis=-1)  # (..., n, n)
+    columns = jnp.sum(p, axis=-2)
+    return jnp.sum(p * jnp.arange(1, n + 1)[:, None], axis=-2) / columns, columns
+
+
+@pytest.mark.parametrize(("n", "band"), [(300, False), (1024, True)])
+def test_smooth_rank_is_the_column_ratio_where_columns_are_light(n, band):
+    """Rows rounded to tenths give columns of little mass (1e-20 at n = 1024): the ranks
+    are still the plain column ratio (a floor δ = 1e-10 on the mass moved them by up
+    to 5), over three blocks of rows (n = 300) and over the band (n = 1024), with
+    gradients in float64 and finite ones in float32."""
+    rng = np.random.default_rng(5)
+    x = np.round(rng.normal(size=(2, n)), 1)
+    w = rng.normal(size=(2, n))
+    assert _neuralsort_band.usable(n, 0.1, jnp.float32) == band
+    kwargs = {"softness": 0.1, "descending": True}
+    with jax.enable_x64(True):
+        xj, wj = jnp.asarray(x), jnp.asarray(w)
+        want, columns = _dense_ranks(xj, 0.1, True)
+        assert float(columns.min()) < 1e-4  # δ would move such a rank by 1e-3
+        assert _common.block_rows((2,), n) < n or band  # several blocks of rows
+        got, got_grad = _value_and_grad("rank", xj, wj, **kwargs)
+        _, pullback = jax.vjp(lambda v: _dense_ranks(v, 0.1, True)[0], xj)
+        want_grad = pullback(wj)[0]
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+    np.testing.assert_allclose(got_grad, want_grad, rtol=0, atol=1e-9 * np.abs(want_grad).max())
+    got32, grad32 = _value_and_grad(
+        "rank", jnp.asarray(x, jnp.float32), jnp.asarray(w, jnp.float32), **kwargs
+    )
+    assert np.isfinite(np.asarray(grad32)).all()
+    np.testing.assert_allclose(got32, want, rtol=0, atol=2e-6 * n)
+
+
 def test_ties_give_no_gradient_jump():
     """The soft abs makes the scores smooth through a tie (|·| would kink there)."""
     f = lambda t: neuralsort.sort(jnp.array([0.0, t, 1.0]), S, "smooth", False, False)[1]

@@ -51,6 +51,52 @@ def test_hard_rank_counts_and_sorts_agree(monkeypatch, n, descending):
     np.testing.assert_array_equal(got[0], expected)
 
 
+_SPECIAL = [np.nan, -0.0, 0.0, np.inf, -np.inf, np.nan, 1.5, 1.5]
+
+
+@pytest.mark.parametrize("n", [1, 6, 128, 129])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float64"])
+def test_sorting_short_rows_matches_jnp(n, dtype):
+    """`stable_argsort`, `sort_rows` and `sorted_positions` (pairs counted up to
+    n = 128, jnp above) against jnp: ties in input order, NaN last (first descending),
+    -0 tied with +0; the gradient of `sort_rows` is `jnp.sort`'s."""
+    rng = np.random.default_rng(n)
+    x = rng.integers(-4, 5, size=(3, n)).astype(np.float64) / 2  # many ties
+    x[1, : min(n, 8)] = _SPECIAL[: min(n, 8)]
+    with jax.enable_x64(dtype == "float64"):
+        xj = jnp.asarray(x, dtype)
+        for descending in (False, True):
+            order = jnp.argsort(xj, axis=-1, stable=True, descending=descending)
+            np.testing.assert_array_equal(_common.stable_argsort(xj, descending), order)
+            positions = _common.sorted_positions(xj, descending)
+            np.testing.assert_array_equal(positions, _common.inverse_permutation(order))
+            expected = jnp.sort(xj, axis=-1, descending=descending)
+            as64 = lambda a: np.asarray(a, np.float64)  # NaN == NaN holds for float64 only
+            np.testing.assert_array_equal(as64(_common.sort_rows(xj, descending)), as64(expected))
+        weights = jnp.cos(jnp.arange(n, dtype=xj.dtype))
+        grad = lambda f: as64(jax.grad(lambda v: jnp.sum(weights * f(v)))(xj))
+        np.testing.assert_array_equal(grad(_common.sort_rows), grad(lambda v: jnp.sort(v, axis=-1)))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+def test_row_center_is_the_entry_nearest_zero(dtype):
+    x = np.array(
+        [
+            [3.0, -0.5, 0.25, -9.0],  # nearest zero: 0.25
+            [-1.0, 1.0, 2.0, -2.0],  # ±1: +1
+            [np.nan, 4.0, -3.0, np.nan],  # NaN left out
+            [np.nan, np.nan, np.nan, np.nan],
+            [-np.inf, np.inf, -np.inf, np.inf],
+            [-0.0, 5.0, 6.0, 7.0],
+        ]
+    )
+    expected = [0.25, 1.0, -3.0, np.nan, np.inf, -0.0]
+    with jax.enable_x64(dtype == "float64"):
+        got = np.asarray(_common.row_center(jnp.asarray(x, dtype)), np.float64)[:, 0]
+    np.testing.assert_array_equal(got, expected)
+    assert np.signbit(got[-1])
+
+
 def test_hard_rank_single_element():
     np.testing.assert_array_equal(_common.hard_rank(jnp.array([4.0]), False), [1.0])
 

@@ -42,6 +42,8 @@ from diffbio.core.soft_ops._impl.sorting._common import (
     output_dtype,
     prepare,
     soft_index,
+    sort_rows,
+    stable_argsort,
 )
 
 QUANTILE_METHODS = ("linear", "lower", "higher", "nearest", "midpoint")
@@ -75,7 +77,7 @@ def interpolation(q: Array, n: int, quantile_method: str) -> tuple[Array, Array,
 
 
 def _rows_softsort(z: Array, s: Array, mode: str, positions: Array) -> Array:
-    anchors = jnp.take(jnp.sort(z, axis=-1), positions, axis=-1)  # (..., 2)
+    anchors = jnp.take(sort_rows(z), positions, axis=-1)  # (..., 2)
     return soft_index(-jnp.abs(anchors[..., :, None] - z[..., None, :]), s, mode)  # (..., 2, n)
 
 
@@ -105,7 +107,7 @@ def _single(
     k, k_next, a = interpolation(q, n, quantile_method)
     positions = jnp.stack([k, k_next])  # (2,)
     if mode == "hard":
-        order = jnp.argsort(x, axis=-1, stable=True)  # (..., n)
+        order = stable_argsort(x)  # (..., n)
         rows = one_hot(jnp.take(order, positions, axis=-1), n, compute_dtype(x))  # (..., 2, n)
         values = None
     elif method in _VALUES_ONLY:

@@ -38,6 +38,8 @@ from diffbio.core.soft_ops._impl.sorting._common import (
     output_dtype,
     prepare,
     soft_index,
+    sort_rows,
+    stable_argsort,
     weighted_sum,
 )
 from diffbio.core.soft_ops._impl.sorting._laplace import kernel_average
@@ -61,7 +63,7 @@ def argsort(
         return hard_argsort(x, descending)
     xc, s = prepare(x, softness)
     z = maybe_standardize(xc, standardize)  # (..., n)
-    anchors = jnp.sort(z, axis=-1, descending=descending)  # (..., n)
+    anchors = sort_rows(z, descending)  # (..., n)
     p = soft_index(_scores(anchors, z), s, mode)  # (..., n, n)
     return p.astype(output_dtype(x))
 
@@ -85,7 +87,7 @@ def sort(
     xc, s = prepare(x, softness)
     z = maybe_standardize(xc, standardize)  # (..., n)
     if mode == "smooth":
-        order = jnp.argsort(lax.stop_gradient(z), axis=-1, stable=True)  # (..., n)
+        order = stable_argsort(lax.stop_gradient(z))  # (..., n)
         points = jnp.take_along_axis(z, order, axis=-1)  # (..., n) ascending
         # gated_grad=False: the weights (from z) carry no gradient, the values still do
         weights = points if gated_grad else lax.stop_gradient(points)
@@ -94,7 +96,7 @@ def sort(
         )  # (..., n) ascending
         values = jnp.flip(values, axis=-1) if descending else values
         return values.astype(output_dtype(x))
-    anchors = jnp.sort(z, axis=-1, descending=descending)  # (..., n)
+    anchors = sort_rows(z, descending)  # (..., n)
 
     def rows(anchor_block: Array) -> Array:  # (..., c) -> (..., c)
         p = soft_index(_scores(anchor_block, z), s, mode)  # (..., c, n)
@@ -121,13 +123,13 @@ def rank(
     n = x.shape[-1]
     z = maybe_standardize(xc, standardize)  # (..., n)
     if mode == "smooth":
-        points = jnp.sort(z, axis=-1)  # (..., n) ascending
+        points = sort_rows(z)  # (..., n) ascending
         positions = jnp.arange(1, n + 1, dtype=xc.dtype)  # (n,)
         if descending:
             positions = n + 1 - positions
         positions = jnp.broadcast_to(positions, points.shape)
         return kernel_average(points, positions, z, s).astype(output_dtype(x))
-    anchors = jnp.sort(z, axis=-1, descending=descending)  # (..., n)
+    anchors = sort_rows(z, descending)  # (..., n)
     positions = jnp.arange(1, n + 1, dtype=xc.dtype)  # (n,)
 
     def rows(z_block: Array) -> Array:  # (..., c) -> (..., c)
