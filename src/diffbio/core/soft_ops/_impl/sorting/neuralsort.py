@@ -48,7 +48,8 @@ from diffbio.core.soft_ops._impl.sorting._common import (
 )
 
 _EMPTY_COLUMN = 1e-10
-"""Weight δ of the exact rank in `rank` (only felt by columns with no mass)."""
+"""Weight δ of the exact rank in the sparse modes' `rank` (only felt by columns with no
+mass); smooth mode takes the exact ratio (`_smooth_ranks`)."""
 
 
 def coefficients(positions: Array, n: int, descending: bool, dtype: jnp.dtype) -> Array:
@@ -242,14 +243,14 @@ def _log_domain_ranks(z: Array, a_sums: Array, s: Array, coef: Array, positions:
     def block_top(coef_block: Array, pos_block: Array, mask: Array) -> tuple[Array]:
         return (jnp.max(log_weights(*held, coef_block, mask), axis=-2),)  # (..., n)
 
-    rows = (lax.stop_gradient(coef), positions.astype(dtype))
+    rows = (coef, positions.astype(dtype))  # (n,) each, constants
     (top,) = fold_row_blocks(block_top, rows, block, lambda a, b: (jnp.maximum(a[0], b[0]),))
 
     def columns(coef_block: Array, pos_block: Array, mask: Array) -> tuple[Array, Array]:
         w = jnp.exp(log_weights(z, a_sums, s, coef_block, mask) - top[..., None, :])
         return jnp.sum(w, axis=-2), jnp.sum(w * pos_block[:, None], axis=-2)  # (..., n)
 
-    total, weighted = sum_row_blocks(columns, (coef, positions.astype(dtype)), block)
+    total, weighted = sum_row_blocks(columns, rows, block)
     return weighted / total
 
 
