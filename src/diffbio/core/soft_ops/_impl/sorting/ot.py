@@ -46,6 +46,7 @@ from diffbio.core.soft_ops._impl.sorting._common import (
     one_hot,
     output_dtype,
     prepare,
+    row_center,
     weighted_sum,
 )
 
@@ -79,11 +80,14 @@ def _distributions(rows: Array) -> Array:
 def _sorted_rows(z: Array, s: Array, mode: str, descending: bool, options: dict | None):
     """SoftIndex `(..., n, n)` (sorted positions × inputs): the transposed plan, each row
     divided by its sum (`_distributions`)."""
-    return _distributions(jnp.swapaxes(_uniform_plan(z, s, mode, descending, options), -1, -2))
+    n = z.shape[-1]
+    return _distributions(jnp.swapaxes(n * _uniform_plan(z, s, mode, descending, options), -1, -2))
 
 
 def _uniform_plan(z: Array, s: Array, mode: str, descending: bool, options: dict | None):
-    """Soft permutation `P = n Γ` `(..., n, n)` (inputs × sorted positions)."""
+    """The plan `Γ` `(..., n, n)` (inputs × sorted positions) of the soft permutation
+    `P = n Γ`. Callers scale it where they need `P` itself: a scaled copy feeding two
+    reductions is one more `n × n` array per row."""
     n = z.shape[-1]
     anchors = jnp.linspace(0.0, 1.0, n, dtype=z.dtype)  # (n,)
     if descending:
@@ -91,7 +95,7 @@ def _uniform_plan(z: Array, s: Array, mode: str, descending: bool, options: dict
     # the solver wants ascending anchors: transport −z onto reversed ones instead
     sign = -1.0 if descending else 1.0
     nu = jnp.full((n,), 1.0 / n, dtype=z.dtype)
-    return n * _ot_plan.plan(sign * z, s, sign * anchors, nu, mode, options)  # (..., n, n)
+    return _ot_plan.plan(sign * z, s, sign * anchors, nu, mode, options)  # (..., n, n)
 
 
 def argsort(
@@ -142,11 +146,25 @@ def sort(
     if mode == "hard":
         return hard_sort(x, descending)
     xc, s, z = _scores(x, softness, standardize)
-    index = _sorted_rows(z, s, mode, descending, options)  # (..., n, n)
+    p = _uniform_plan(z, s, mode, descending, options)  # (..., n, n)
     if not gated_grad:
-        index = jax.lax.stop_gradient(index)
-    values = convex_combination(index, xc)  # (..., n)
-    return values.astype(output_dtype(x))  # (..., n)
+        p = jax.lax.stop_gradient(p)
+    return _sorted_values(p, xc).astype(output_dtype(x))  # (..., n)
+
+
+def _sorted_values(plan: Array, x: Array) -> Array:
+    """`convex_combination(_distributions(n Γᵀ), x)` `(..., n)` for the plan `Γ`
+    `(..., n, n)` (inputs × sorted positions), without transposing it: value j is
+    `Σ_i Γ_ij (x_i − m) / Σ_i Γ_ij + m` (`m = row_center(x)`; columns of `n Γ` with mass
+    ≤ 1/2 are not divided, as in `_distributions`). Both sums run down the columns of `Γ`
+    (a vector-matrix product), which on CPU costs a tenth of a product with `Γᵀ` at
+    n = 4096.
+    """
+    n = plan.shape[-1]
+    m = row_center(x)  # (..., 1)
+    total = jnp.sum(plan, axis=-2)  # (..., n) column sums
+    numerator = jnp.einsum("...i,...ij->...j", x - m, plan, precision=jax.lax.Precision.HIGHEST)
+    return numerator / jnp.where(n * total > 0.5, total, jnp.ones_like(total) / n) + m
 
 
 def rank(
@@ -166,10 +184,10 @@ def rank(
         return hard_rank(x, descending)
     n = x.shape[-1]
     _, s, z = _scores(x, softness, standardize)
-    p = _uniform_plan(z, s, mode, descending, options)  # (..., n, n)
-    positions = jnp.arange(1, n + 1, dtype=p.dtype)  # (n,)
-    total = jnp.maximum(jnp.sum(p, axis=-1), 1e-10)  # (..., n)
-    ranks = weighted_sum(p, positions) / total  # (..., n)
+    plan = _uniform_plan(z, s, mode, descending, options)  # (..., n, n), rows of P = n Γ
+    positions = jnp.arange(1, n + 1, dtype=plan.dtype)  # (n,)
+    total = jnp.maximum(jnp.sum(plan, axis=-1), 1e-10 / n)  # (..., n)
+    ranks = weighted_sum(plan, positions) / total  # (..., n)
     return ranks.astype(output_dtype(x))
 
 
