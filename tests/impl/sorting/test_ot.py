@@ -10,6 +10,7 @@ pytest.importorskip("ott")
 pytest.importorskip("optimistix")
 
 from diffbio.core.soft_ops._impl.sorting import _ot_plan, ot  # noqa: E402
+from diffbio.core.soft_ops._impl.sorting._common import convex_combination  # noqa: E402
 
 MODES = ("smooth", "c0", "c1", "c2")
 X = [0.3, -1.2, 0.8, 0.5, 2.0, -0.4]
@@ -194,8 +195,10 @@ def test_float32_selections_are_distributions(cheap_jit):
     )
 
 
-def test_conjugate_gradient_path_matches_finite_differences(cheap_jit):
-    """n > 64 solves the implicit system by preconditioned CG instead of densely."""
+@pytest.mark.parametrize("mode", ["c2", "smooth"])
+def test_conjugate_gradient_path_matches_finite_differences(mode, cheap_jit):
+    """n > 64 solves the implicit system by preconditioned CG instead of densely (for the
+    entropy with the plan itself as the weights, scaled by 1/s)."""
     with jax.enable_x64(True):
         n = 70
         x = jnp.asarray(np.random.default_rng(1).normal(size=n))
@@ -206,12 +209,38 @@ def test_conjugate_gradient_path_matches_finite_differences(cheap_jit):
         bumps = np.eye(n)[i] * h
 
         def run(x, batch):
-            loss = lambda x: jnp.sum(weights * ot.sort(x, 0.1, "c2", options=opts), -1)  # noqa: E731
+            loss = lambda x: jnp.sum(weights * ot.sort(x, 0.1, mode, options=opts), -1)  # noqa: E731
             return jax.grad(loss)(x), loss(batch)
 
-        grad, values = cheap_jit("cg", run, x, jnp.concatenate([x + bumps, x - bumps]))
+        grad, values = cheap_jit(("cg", mode), run, x, jnp.concatenate([x + bumps, x - bumps]))
         fd = (values[: len(i)] - values[len(i) :]) / (2 * h)
         np.testing.assert_allclose(grad[i], fd, rtol=1e-4, atol=1e-6)
+
+
+def test_sorted_values_read_the_plan_down_its_columns():
+    """`sort` takes `Σ_i Γ_ij (x_i − m) / Σ_i Γ_ij + m` from the plan without transposing
+    it: the same as the SoftIndex rows `n Γᵀ` divided by their sums, applied to `x`,
+    including a column too light to be divided (mass ≤ 1/2 after scaling by n)."""
+    rng = np.random.default_rng(4)
+    n = 6
+    plan = jnp.asarray((0.5 + rng.random((2, n, n))) / n**2, jnp.float32)  # (B, inputs, positions)
+    plan = plan.at[1, :, 2].set(0.05 / n**2)  # a light column
+    x = jnp.asarray(rng.normal(size=(2, n)) * 10.0, jnp.float32)
+    rows = ot._distributions(jnp.swapaxes(n * plan, -1, -2))  # (B, positions, inputs)
+    expected = convex_combination(rows, x)
+    np.testing.assert_allclose(ot._sorted_values(plan, x), expected, rtol=1e-5, atol=1e-5)
+
+    def transposed(p, x):
+        return convex_combination(ot._distributions(jnp.swapaxes(n * p, -1, -2)), x)
+
+    def grad_of(f):
+        return jax.grad(lambda p, x: jnp.sum(jnp.cos(f(p, x))), (0, 1))(plan, x)
+
+    grads = (grad_of(ot._sorted_values), grad_of(transposed))
+    for ours, reference in zip(*grads, strict=True):
+        np.testing.assert_allclose(
+            ours, reference, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(reference)))
+        )
 
 
 def test_jit_and_vmap_agree(cheap_jit):

@@ -101,6 +101,29 @@ def test_hard_rank_single_element():
     np.testing.assert_array_equal(_common.hard_rank(jnp.array([4.0]), False), [1.0])
 
 
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_row_sums_match_jnp_sum_with_gradients_and_vmap(dtype):
+    """The one-pass sums equal `jnp.sum` over the last axis, batched or vmapped, and
+    differentiate as sums (forward and reverse mode)."""
+    x = jnp.asarray(np.random.default_rng(3).normal(size=(2, 3, 9)), dtype)
+    total, squares = _common.row_sums(x, x * x)
+    np.testing.assert_array_equal(total.shape, (2, 3))
+    assert total.dtype == dtype
+    tol = 1e-6 if dtype == jnp.float32 else 3e-2
+    np.testing.assert_allclose(total, jnp.sum(x, -1), rtol=tol, atol=tol)
+    np.testing.assert_allclose(squares, jnp.sum(x * x, -1), rtol=tol, atol=tol)
+    mapped = jax.vmap(lambda r: _common.row_sums(r, jnp.sin(r)))(x)
+    np.testing.assert_allclose(mapped[1], jnp.sum(jnp.sin(x), -1), rtol=tol, atol=tol)
+    x32 = x.astype(jnp.float32)
+    loss = lambda a: jnp.sum(jnp.cos(_common.row_sums(a, a * a)[1]))  # noqa: E731
+    reference = lambda a: jnp.sum(jnp.cos(jnp.sum(a * a, -1)))  # noqa: E731
+    np.testing.assert_allclose(jax.grad(loss)(x32), jax.grad(reference)(x32), rtol=1e-5)
+    tangent = jnp.ones_like(x32)
+    np.testing.assert_allclose(
+        jax.jvp(loss, (x32,), (tangent,))[1], jax.jvp(reference, (x32,), (tangent,))[1], rtol=1e-5
+    )
+
+
 @pytest.mark.parametrize("m", [5, 8, 13])
 def test_map_row_blocks_matches_direct(m):
     rows = jnp.arange(m, dtype=jnp.float32)[None, :] * jnp.array([[1.0], [-2.0]])  # (2, m)

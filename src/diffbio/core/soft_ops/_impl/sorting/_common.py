@@ -2,6 +2,7 @@
 
 - `standardize` / `unstandardize`: the squashing map of SEMANTICS "standardize".
 - `soft_index`: simplex projection of scores divided by the softness.
+- `row_sums`: several sums over the last axis in one pass.
 - `map_row_blocks` / `sum_row_blocks` / `fold_row_blocks`: evaluate an n-row soft
   permutation a block of rows at a time (`lax.map` or `lax.scan` over rematerialised
   blocks), so the forward and backward passes hold O(n · block) values per batch row
@@ -158,6 +159,30 @@ def convex_combination(p: Array, x: Array) -> Array:
     """
     m = row_center(x)  # (..., 1)
     return weighted_sum(p, x - m) + m  # (..., r)
+
+
+@jax.custom_jvp
+def row_sums(*arrays: Array) -> tuple[Array, ...]:
+    """The sums of several arrays `(..., m)` of one shape over their last axis, in one
+    pass: a variadic reduction.
+
+    XLA's CPU backend writes two expressions that share a subexpression to memory before
+    summing each of them; one reduction over the tuple reads its inputs once instead
+    (row sums of the p-norm plan and its weights at 4096 × 4096: 9.5 against 49 ms).
+    Differentiable (the tangents are summed with `jnp.sum`).
+    """
+    axis = arrays[0].ndim - 1
+    zeros = tuple(jnp.zeros((), a.dtype) for a in arrays)
+    return tuple(
+        lax.reduce(
+            arrays, zeros, lambda x, y: tuple(a + b for a, b in zip(x, y, strict=True)), (axis,)
+        )
+    )
+
+
+@row_sums.defjvp
+def _row_sums_jvp(primals: tuple, tangents: tuple) -> tuple:
+    return row_sums(*primals), tuple(jnp.sum(t, axis=-1) for t in tangents)
 
 
 # --- block-wise evaluation of n-row soft permutations -----------------------------------

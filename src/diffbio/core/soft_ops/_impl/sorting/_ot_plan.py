@@ -70,6 +70,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
+from diffbio.core.soft_ops._impl.sorting._common import row_sums
 from diffbio.core.soft_ops._impl.sorting._optional import require
 
 MODES = ("smooth", "c0", "c1", "c2")
@@ -254,8 +255,8 @@ def _row_thresholds(s0: Array, lam: Array, q: float) -> Array:
 
     def newton(_, d):
         _, gam, w = _pnorm_parts(s0 + d[:, None], lam, q)
-        excess = jnp.sum(gam, axis=1) - 1.0 / n  # (n,)
-        slope = jnp.sum(w, axis=1)  # (n,)
+        mass, slope = row_sums(gam, w)  # (n,) each
+        excess = mass - 1.0 / n
         return d - jnp.where(slope > 0, excess / jnp.where(slope > 0, slope, 1.0), 0.0)
 
     return jax.lax.fori_loop(0, _ROW_NEWTON_STEPS, newton, delta)
@@ -358,10 +359,10 @@ def _pnorm_dual_jvp(q, primals, tangents):
     sigma_u, sigma_v, alpha = scales
     n, m = s0.shape
     phi, gam, _ = _pnorm_parts(_pnorm_shifted(u, v, xi, s0, match, scales), lam, q)
-    rows = jnp.sum(gam, axis=1)  # (n,)
+    phi_rows, rows = row_sums(phi, gam)  # (n,) each
     cols = jnp.sum(gam, axis=0)  # (m,)
     linear = jnp.sum(sigma_u * u) / n + jnp.sum(nu * sigma_v * v)
-    value = (jnp.sum(phi) - linear) / scale
+    value = (jnp.sum(phi_rows) - linear) / scale
     g_u = sigma_u * (rows - 1.0 / n) / scale
     g_v = sigma_v * (cols - nu) / scale
     g_h = (jax.ops.segment_sum(rows, match, num_segments=m) - cols) / scale  # (m,)
@@ -418,18 +419,19 @@ def _pnorm_impl(s0: Array, match: Array, lam: Array, nu: Array, q: float, opts: 
     tiny = jnp.finfo(dtype).tiny
     s0 = s0 + _row_thresholds(s0, lam, q)[:, None]  # rows exact at the start
     phi0, _, w0 = _pnorm_parts(s0, lam, q)
-    scale = jnp.maximum(jnp.sum(phi0), tiny)  # objective scale
+    phi_rows, d_r, w0_squares = row_sums(phi0, w0, w0 * w0)  # (n,) each
+    scale = jnp.maximum(jnp.sum(phi_rows), tiny)  # objective scale
 
     def inv_sqrt(c):
         ok = c > 1e-6 * jnp.max(c)
         return jnp.where(ok, jnp.sqrt(scale / jnp.where(ok, c, 1.0)), 0.0)
 
-    d_r, d_c = jnp.sum(w0, axis=1), jnp.sum(w0, axis=0)
+    d_c = jnp.sum(w0, axis=0)  # (m,)
     sigma_u = jnp.where(d_r > 0, inv_sqrt(d_r), jnp.sqrt(scale / jnp.max(d_r)))
     sigma_v = jnp.where(d_c > 0, inv_sqrt(d_c), jnp.sqrt(scale / jnp.max(d_c)))
     # entries per row of W; scaling the cut weights by it balances the transport steps
     # against u and v (chosen by measuring L-BFGS step counts for c0, c1 and c2)
-    width = jnp.mean(d_r * d_r / jnp.maximum(jnp.sum(w0 * w0, axis=1), tiny))
+    width = jnp.mean(d_r * d_r / jnp.maximum(w0_squares, tiny))
     scales = (sigma_u, sigma_v, inv_sqrt(width * _straddle(w0, match)))
     tol = jnp.asarray(opts["lbfgs_tol"], dtype)
     args = (_pnorm_error, s0, match, lam, nu, scales, scale, tol)  # tol last
@@ -492,15 +494,14 @@ def _pcg(matvec: Callable, precond: Callable, b: Array, tol: float, max_iter: in
     return scale * jax.lax.while_loop(cond, body, state0)[5]
 
 
-def _chain_conductance(w: Array, scale: Array, d_c: Array, inv_r: Array) -> Array:
+def _chain_conductance(w: Array, scale: Array, d_c: Array, mean: Array) -> Array:
     """`(m − 1,)`: for each cut between anchors j and j + 1, the weight of the Schur
     complement's quadratic form across it, `Σ_i Σ_{k ≤ j < l} W_ik W_il (l − k) / (W1)_i`,
     which equals `Σ_{k ≤ j} Σ_i W_ik (μ_i − k)` with `μ_i` the mean anchor index of row
     i (two matrix-vector products). On slowly varying vectors the Schur complement acts
-    like the chain Laplacian with these conductances (`W = scale · w`)."""
-    m = w.shape[1]
-    k = jnp.arange(m, dtype=w.dtype)  # (m,)
-    mean = inv_r * (scale * (w @ k))  # (n,)
+    like the chain Laplacian with these conductances (`W = scale · w`, `mean` `(n,)` =
+    `μ`)."""
+    k = jnp.arange(w.shape[1], dtype=w.dtype)  # (m,)
     return jnp.cumsum(scale * (mean @ w) - k * d_c)[:-1]  # (m−1,)
 
 
@@ -526,12 +527,13 @@ def _residuals(w: Array, scale: Array, z: Array, anchors: Array) -> _Residuals:
     """Residuals of one row whose weights are `W = scale · w` `(n, m)`."""
     tiny = jnp.finfo(w.dtype).tiny
     diff = z[:, None] - anchors[None, :]  # (n, m)
-    d_r = scale * jnp.sum(w, axis=1)  # (n,)
+    k = jnp.arange(w.shape[1], dtype=w.dtype)  # (m,)
+    wd = w * diff
+    d_r, r1, r2, wk = (scale * a for a in row_sums(w, wd, wd * diff, w * k))  # (n,) each
     d_c = scale * jnp.sum(w, axis=0)  # (m,)
     inv_r = jnp.where(d_r > tiny, 1.0 / jnp.where(d_r > tiny, d_r, 1.0), 0.0)
     inv_c = jnp.where(d_c > tiny, 1.0 / jnp.where(d_c > tiny, d_c, 1.0), 0.0)
-    wd = w * diff
-    cond = _chain_conductance(w, scale, d_c, inv_r)
+    cond = _chain_conductance(w, scale, d_c, inv_r * wk)
     keep = cond > 1e-6 * jnp.max(cond, initial=0.0)  # (m−1,), empty when m = 1
     inv_cond = jnp.where(keep, 1.0 / jnp.where(keep, cond, 1.0), 0.0)
     return _Residuals(
@@ -542,8 +544,8 @@ def _residuals(w: Array, scale: Array, z: Array, anchors: Array) -> _Residuals:
         inv_r=inv_r,
         d_c=d_c,
         inv_c=inv_c,
-        r1=scale * jnp.sum(wd, axis=1),
-        r2=scale * jnp.sum(wd * diff, axis=1),
+        r1=r1,
+        r2=r2,
         c2=scale * jnp.sum(wd * diff, axis=0),
         inv_cond=inv_cond,
     )
