@@ -101,10 +101,14 @@ def test_hard_rank_single_element():
     np.testing.assert_array_equal(_common.hard_rank(jnp.array([4.0]), False), [1.0])
 
 
+@pytest.mark.parametrize("variadic", [False, True])
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
-def test_row_sums_match_jnp_sum_with_gradients_and_vmap(dtype):
-    """The one-pass sums equal `jnp.sum` over the last axis, batched or vmapped, and
+def test_row_sums_match_jnp_sum_with_gradients_and_vmap(monkeypatch, dtype, variadic):
+    """The sums equal `jnp.sum` over the last axis, batched or vmapped, by either path
+    (separate sums for small arrays, one variadic reduction for large ones), and
     differentiate as sums (forward and reverse mode)."""
+    if variadic:
+        monkeypatch.setattr(_common, "_VARIADIC_SUM_MIN", 0)
     x = jnp.asarray(np.random.default_rng(3).normal(size=(2, 3, 9)), dtype)
     total, squares = _common.row_sums(x, x * x)
     np.testing.assert_array_equal(total.shape, (2, 3))
