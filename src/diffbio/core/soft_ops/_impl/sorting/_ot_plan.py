@@ -227,7 +227,7 @@ def _sinkhorn(s0: Array, eps: Array, nu: Array, opts: dict, lse: bool) -> Array:
 
 def _entropic_batch(s0: Array, eps: Array, nu: Array, opts: dict) -> tuple[Array, None]:
     """`(Γ, None)`: plans `(B, n, m)` for a batch of shifted costs (kernel mode, log-domain
-    rescue); their weights `W = Γ / s` are not stored (see `_weights`)."""
+    rescue); their weights `W = Γ / s` are not stored (see `_plan_jvp`)."""
     kernel = jax.vmap(lambda s, v: _sinkhorn(s, eps, v, opts, lse=False))
     logdomain = jax.vmap(lambda s, v: _sinkhorn(s, eps, v, opts, lse=True))
     plan = kernel(s0, nu)  # (B, n, m)
@@ -656,7 +656,7 @@ def _plan_jvp(mode, opts_items, primals, tangents):
     z, eps, anchors, nu = primals
     dz, deps, _, _ = tangents
     opts = dict(opts_items)
-    plan, w = _solve_batch(z, eps, anchors, nu, mode, opts)  # (B, n, m) each
+    plan, w = _solve_batch(z, eps, anchors, nu, mode, opts)  # (B, n, m); w None (entropy)
     # the entropy's weights are the plan over s: the plan is kept once, as output and
     # residual of the tangent (a second n × m array per row would be 2 GiB at 32 × 4096²)
     scale = 1.0 / eps if w is None else jnp.ones((), plan.dtype)
