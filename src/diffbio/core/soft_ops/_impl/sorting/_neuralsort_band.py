@@ -25,7 +25,11 @@ import jax
 import jax.numpy as jnp
 from jax import Array, lax
 
-from diffbio.core.soft_ops._impl.sorting._common import convex_combination, soft_index
+from diffbio.core.soft_ops._impl.sorting._common import (
+    convex_combination,
+    soft_index,
+    stable_argsort,
+)
 
 _BLOCK_ROWS = 64
 """Rows `c` per block (at least; `n / 256` for larger inputs)."""
@@ -120,7 +124,7 @@ def sort(
 ) -> tuple[Array, Array]:
     """Ascending soft-sorted values `(..., n)` and whether the band was exact."""
     n = z.shape[-1]
-    order = jnp.argsort(lax.stop_gradient(z), axis=-1)  # (..., n)
+    order = stable_argsort(lax.stop_gradient(z))  # (..., n)
     z_sorted, a_sorted, x_sorted = (jnp.take_along_axis(r, order, axis=-1) for r in (z, a_sums, xc))
 
     def per_block(rows: Array, window: Array, scores: Array) -> Array:

@@ -44,6 +44,7 @@ from diffbio.core.soft_ops._impl.sorting._common import (
     prepare,
     ranks_from_order,
     soft_index,
+    stable_argsort,
     sum_row_blocks,
 )
 
@@ -200,7 +201,7 @@ def _smooth_ranks(
     band = _band("smooth", softness, s, n)
     if band is None:
         return _log_domain_ranks(z, a_sums, s, coef, positions)
-    order = jnp.argsort(lax.stop_gradient(z), axis=-1)  # (..., n)
+    order = stable_argsort(lax.stop_gradient(z))  # (..., n)
     inverse = inverse_permutation(order)
     sums, weighted, exact = _neuralsort_band.rank_sums(z, a_sums, s, band, order, inverse)
     if descending:  # position r of the ascending rows is n + 1 − r of the descending

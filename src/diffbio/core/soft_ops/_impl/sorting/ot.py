@@ -51,6 +51,8 @@ from diffbio.core.soft_ops._impl.sorting._common import (
 )
 
 MODES = ("hard", *_ot_plan.MODES)
+_LIGHT_ROW = 0.5
+"""SoftIndex rows (columns of `n Γ`) of at most this mass are not divided by their sum."""
 
 
 def _check_mode(mode: str) -> None:
@@ -71,10 +73,11 @@ def _distributions(rows: Array) -> Array:
     times |x|, which broke the order of the soft sort by up to 1e-4·|x| between positions
     whose values are (nearly) tied. Each divided row is a weighted mean of the inputs,
     and these are ordered exactly when the plan is monotone. Rows of (near) zero mass (the
-    empty anchors of repeated quantile positions) are left as they are.
+    empty anchors of repeated quantile positions; at most `_LIGHT_ROW`) are left as they
+    are.
     """
     total = jnp.sum(rows, axis=-1, keepdims=True)  # (..., r, 1)
-    return rows / jnp.where(total > 0.5, total, jnp.ones_like(total))
+    return rows / jnp.where(total > _LIGHT_ROW, total, jnp.ones_like(total))
 
 
 def _sorted_rows(z: Array, s: Array, mode: str, descending: bool, options: dict | None):
@@ -156,15 +159,15 @@ def _sorted_values(plan: Array, x: Array) -> Array:
     """`convex_combination(_distributions(n Γᵀ), x)` `(..., n)` for the plan `Γ`
     `(..., n, n)` (inputs × sorted positions), without transposing it: value j is
     `Σ_i Γ_ij (x_i − m) / Σ_i Γ_ij + m` (`m = row_center(x)`; columns of `n Γ` with mass
-    ≤ 1/2 are not divided, as in `_distributions`). Both sums run down the columns of `Γ`
-    (a vector-matrix product), which on CPU costs a tenth of a product with `Γᵀ` at
-    n = 4096.
+    at most `_LIGHT_ROW` are not divided, as in `_distributions`). Both sums run down the
+    columns of `Γ` (a vector-matrix product), which on CPU costs a tenth of a product
+    with `Γᵀ` at n = 4096.
     """
     n = plan.shape[-1]
     m = row_center(x)  # (..., 1)
     total = jnp.sum(plan, axis=-2)  # (..., n) column sums
     numerator = jnp.einsum("...i,...ij->...j", x - m, plan, precision=jax.lax.Precision.HIGHEST)
-    return numerator / jnp.where(n * total > 0.5, total, jnp.ones_like(total) / n) + m
+    return numerator / jnp.where(n * total > _LIGHT_ROW, total, jnp.ones_like(total) / n) + m
 
 
 def rank(
