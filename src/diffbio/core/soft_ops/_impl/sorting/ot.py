@@ -98,7 +98,7 @@ def _uniform_plan(z: Array, s: Array, mode: str, descending: bool, options: dict
     # the solver wants ascending anchors: transport −z onto reversed ones instead
     sign = -1.0 if descending else 1.0
     nu = jnp.full((n,), 1.0 / n, dtype=z.dtype)
-    return _ot_plan.plan(sign * z, s, sign * anchors, nu, mode, options)  # (..., n, n)
+    return _ot_plan.plan(sign * z, s, sign * anchors, nu, mode, options, permutation=True)
 
 
 def argsort(
