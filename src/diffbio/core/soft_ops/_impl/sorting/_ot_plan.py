@@ -665,17 +665,21 @@ def _solve_rows(z: Array, eps: Array, anchors: Array, nu: Array, mode: str, opts
     return jax.vmap(lambda s, k, v: _pnorm(s, k, eps, v, q, opts)[:2])(s0, match, nu)
 
 
-def _chunked(solve_rows: Callable, z: Array, nu: Array, entries: int):
-    """`solve_rows(z, nu)` over the batch rows `(B, n)`, a chunk of rows at a time such
-    that a chunk holds about `_BLOCK_ELEMENTS` plan entries (`entries` per row)."""
-    rows = z.shape[0]
+def _chunked(solve_rows: Callable, entries: int, *arrays: Array):
+    """`solve_rows(*arrays)` over the batch rows (the leading axis of each array), a chunk
+    of rows at a time such that a chunk holds about `_BLOCK_ELEMENTS` plan entries
+    (`entries` per row)."""
+    rows = arrays[0].shape[0]
     chunk = max(1, min(rows, _BLOCK_ELEMENTS // max(entries, 1)))
     if chunk >= rows:
-        return solve_rows(z, nu)
+        return solve_rows(*arrays)
     pad = (-rows) % chunk
-    zp = jnp.pad(z, ((0, pad), (0, 0)), mode="edge").reshape(-1, chunk, z.shape[1])
-    nup = jnp.pad(nu, ((0, pad), (0, 0)), mode="edge").reshape(-1, chunk, nu.shape[1])
-    out = jax.lax.map(lambda a: solve_rows(*a), (zp, nup))
+
+    def split(a):  # (B, ...) -> (B / chunk, chunk, ...), the last rows repeated
+        a = jnp.pad(a, ((0, pad),) + ((0, 0),) * (a.ndim - 1), mode="edge")
+        return a.reshape(-1, chunk, *a.shape[1:])
+
+    out = jax.lax.map(lambda a: solve_rows(*a), tuple(split(a) for a in arrays))
     return jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:])[:rows], out)
 
 
@@ -687,7 +691,7 @@ def _solve_batch(z: Array, eps: Array, anchors: Array, nu: Array, mode: str, opt
     def solve_rows(zc, nuc):
         return _solve_rows(zc, eps, anchors, nuc, mode, opts)
 
-    return _chunked(solve_rows, z, nu, z.shape[1] * m)
+    return _chunked(solve_rows, z.shape[1] * m, z, nu)
 
 
 def _band_batch(z: Array, eps: Array, anchors: Array, mode: str, opts: dict, width: int):
@@ -711,8 +715,7 @@ def _band_batch(z: Array, eps: Array, anchors: Array, mode: str, opts: dict, wid
         fits = jnp.all(worst <= limit) & converged
         return gam, w, idx, fits
 
-    solve_rows = lambda zc, _: jax.vmap(solve_row)(zc)  # noqa: E731
-    gam, w, idx, fits = _chunked(solve_rows, z, z[:, :1], n * width)
+    gam, w, idx, fits = _chunked(jax.vmap(solve_row), n * width, z)
     return gam, w, idx, jnp.all(fits)
 
 
@@ -760,18 +763,29 @@ def _plan_jvp(mode, opts_items, band, primals, tangents):
     rho = deps / eps
     if band is None:
         return _dense_plan_and_tangent(z, eps, anchors, nu, dz, rho, mode, opts)
-    m = anchors.shape[0]
+    n, m = z.shape[1], anchors.shape[0]
     gam, w, idx, fits = _band_batch(z, eps, anchors, mode, opts, band)
 
     def banded():
-        one = jnp.ones((), gam.dtype)
-        res = jax.vmap(_residuals, in_axes=(0, None, 0, None, 0))(w, one, z, anchors, idx)
-        dplan = jax.vmap(lambda r, d: _implicit_tangent(r, d, rho, opts))(res, dz)
-        return _densify(gam, idx, m), _densify(dplan, idx, m)
+        # a chunk of rows at a time, keeping only the banded solution for reverse mode:
+        # the n × m outputs and the n × w intermediates then live one chunk at a time
+        def rows(gc, wc, ic, zc, dzc):
+            one = jnp.ones((), gc.dtype)
+            res = jax.vmap(_residuals, in_axes=(0, None, 0, None, 0))(wc, one, zc, anchors, ic)
+            dplan = jax.vmap(lambda r, d: _implicit_tangent(r, d, rho, opts))(res, dzc)
+            return _densify(gc, ic, m), _densify(dplan, ic, m)
 
-    return jax.lax.cond(
-        fits, banded, lambda: _dense_plan_and_tangent(z, eps, anchors, nu, dz, rho, mode, opts)
-    )
+        return _chunked(jax.checkpoint(rows), n * m, gam, w, idx, z, dz)
+
+    def dense():
+        # reverse mode allocates for both branches: the dense one runs a chunk of rows at
+        # a time and keeps only its inputs, solving again in the backward pass
+        def rows(zc, nuc, dzc):
+            return _dense_plan_and_tangent(zc, eps, anchors, nuc, dzc, rho, mode, opts)
+
+        return _chunked(jax.checkpoint(rows), n * m, z, nu, dz)
+
+    return jax.lax.cond(fits, banded, dense)
 
 
 def plan(
