@@ -62,21 +62,19 @@ def test_band_equals_the_dense_plan_and_gradient_in_float64(mode, monkeypatch):
         np.testing.assert_allclose(band.sum(-2), 1.0, atol=1e-8)
 
 
-def test_band_jvp_vmap_and_float32(monkeypatch):
-    """Forward mode and a vmapped call give the dense results; float32 stays finite and
-    doubly stochastic within the tolerance."""
+def test_band_jvp_under_vmap_in_float32(monkeypatch):
+    """Forward mode of a vmapped call (which runs both sides of the fall-back) gives the
+    dense results in float32, finite and within the solver tolerance."""
     x = jnp.asarray(np.random.default_rng(1).normal(size=(3, N)), jnp.float32)
-    monkeypatch.setattr(_ot_band, "width", lambda n, m: BAND)
-    f = jax.jit(lambda x: ot.sort(x, 0.1, "c1"))
     dx = jnp.sin(jnp.arange(x.size, dtype=x.dtype)).reshape(x.shape)
-    value, tangent = jax.jvp(f, (x,), (dx,))
-    batched = jax.jit(jax.vmap(lambda r: ot.sort(r, 0.1, "c1")))(x)
+    f = jax.vmap(lambda r: ot.sort(r, 0.1, "c1"))
+    monkeypatch.setattr(_ot_band, "width", lambda n, m: BAND)
+    value, tangent = jax.jit(lambda x, dx: jax.jvp(f, (x,), (dx,)))(x, dx)
     monkeypatch.setattr(_ot_band, "width", lambda n, m: None)
-    value_d, tangent_d = jax.jvp(f, (x,), (dx,))
+    value_d, tangent_d = jax.jit(lambda x, dx: jax.jvp(f, (x,), (dx,)))(x, dx)
+    assert np.isfinite(np.asarray(tangent)).all()
     np.testing.assert_allclose(value, value_d, atol=1e-4)
     np.testing.assert_allclose(tangent, tangent_d, rtol=1e-3, atol=1e-3)
-    np.testing.assert_allclose(batched, value_d, atol=1e-4)
-    assert np.isfinite(np.asarray(tangent)).all()
 
 
 def test_too_narrow_a_band_falls_back_to_the_dense_solve(monkeypatch):

@@ -140,8 +140,25 @@ def _flat_outputs(kernel, mode):
     return f
 
 
-@pytest.mark.parametrize("mode", SOFT_MODES)
-@pytest.mark.parametrize("method", METHODS)
+# `make test` checks every method and every mode once (the generated conformance rows
+# check the float64 finite differences of each op, method and mode); the other pairs run
+# in `make test-full`.
+_QUICK_PAIRS = {
+    ("softsort", "smooth"),
+    ("softsort", "c2"),
+    ("neuralsort", "c0"),
+    ("sorting_network", "c1"),
+}
+
+
+@pytest.mark.parametrize(
+    ("method", "mode"),
+    [
+        pytest.param(method, mode, marks=() if (method, mode) in _QUICK_PAIRS else pytest.mark.slow)
+        for method in METHODS
+        for mode in SOFT_MODES
+    ],
+)
 def test_gradients_match_finite_differences(method, mode):
     kernel = KERNELS[method]
 

@@ -541,8 +541,9 @@ def _chain_conductance(w: Array, scale: Array, d_c: Array, mean: Array, idx: Arr
 
 class _Residuals(NamedTuple):
     """Per-row quantities of the plan that its tangent needs (all primal). Apart from `W`
-    they are vectors, so reverse mode keeps one `n × m` array per row: for the entropy
-    that is the plan itself (`W = Γ / s`), shared with the output."""
+    they are vectors, so reverse mode keeps one `n × m` array per row (`n × w` for a
+    banded plan): for the entropy that is the plan itself (`W = Γ / s`), shared with the
+    output."""
 
     w: Array  # (n, w) W / scale, W = ∂Γ/∂S, on the anchors idx
     idx: Array | None  # (n, w) anchors of the stored entries; None: all m of them
