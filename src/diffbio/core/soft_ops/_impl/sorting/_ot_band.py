@@ -39,7 +39,10 @@ _QUANTUM = 64
 
 
 def width(n: int, mode: str) -> int | None:
-    """Static band width for a soft permutation of `n` entries, or None (dense)."""
+    """Static band width for a soft permutation of `n` entries, or None (dense): below
+    `MIN_SIZE`, and where the band would hold a quarter of the anchors or more (the
+    scatter-adds of its column sums then cost more than the dense sums save; c2 at
+    n = 1024)."""
     if n < MIN_SIZE or mode not in _HALF_WIDTH:
         return None
     half, growth = _HALF_WIDTH[mode]
