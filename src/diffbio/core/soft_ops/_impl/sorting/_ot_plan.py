@@ -721,6 +721,7 @@ def _band_batch(z: Array, eps: Array, anchors: Array, mode: str, opts: dict, wid
 
 
 def _densify(a: Array, idx: Array, m: int) -> Array:
+    """`(B, n, m)` arrays from banded ones `a` `(B, n, w)` on the anchors `idx`."""
     return jax.vmap(lambda r, i: _ot_band.densify(r, i, m))(a, idx)  # (B, n, m)
 
 
@@ -755,9 +756,10 @@ def _dense_plan_and_tangent(z, eps, anchors, nu, dz, rho, mode, opts):
 def _plan_jvp(mode, opts_items, band, primals, tangents):
     # Tangent of the plan from the optimality conditions (see the module docstring);
     # anchors and weights are constants (their tangents are ignored). The solves run a
-    # chunk of rows at a time; the tangent, a few products of W with vectors per row, is
-    # vectorised over the whole batch (so reverse mode needs no scan). Banded plans keep
-    # their band for the tangent and are spread into n × m arrays at the end.
+    # chunk of rows at a time. For dense plans the tangent, a few products of W with
+    # vectors per row, is vectorised over the whole batch (so reverse mode needs no
+    # scan); banded plans keep their band for the tangent, which runs a chunk of rows at
+    # a time like its dense fall-back, and are spread into n × m arrays at the end.
     z, eps, anchors, nu = primals
     dz, deps, _, _ = tangents
     opts = dict(opts_items)
