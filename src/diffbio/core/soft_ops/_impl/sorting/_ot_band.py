@@ -24,8 +24,6 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from diffbio.core.soft_ops._impl.sorting._common import inverse_permutation
-
 MIN_SIZE = 1024
 """Soft permutations of at least this many entries per row are solved on a band."""
 _HALF_WIDTH = {"c0": (16.0, 1.0 / 3.0), "c1": (110.0, 3.0 / 5.0), "c2": (260.0, 5.0 / 7.0)}
@@ -69,39 +67,11 @@ def col_sums(a: Array, idx: Array | None, m: int) -> Array:
     return jax.ops.segment_sum(a.reshape(-1), idx.reshape(-1), num_segments=m)
 
 
-def densify(a: Array, idx: Array | None, m: int) -> Array:
+def densify(a: Array, idx: Array, m: int) -> Array:
     """`(n, m)` array with `a` `(n, w)` at the stored entries and zeros elsewhere."""
-    if idx is None:
-        return a
     n = a.shape[0]
     rows = jnp.arange(n)[:, None]  # (n, 1)
     return jnp.zeros((n, m), a.dtype).at[rows, idx].set(a, unique_indices=True)
-
-
-def start(z: Array, anchors: Array, w: int) -> tuple[Array, Array, Array, Array, Array]:
-    """`(S0, rank, idx, f, g)` of one row on the band: the shifted start `S0 = f ⊕ g − C`
-    `(n, w)` (≤ 0, a zero in every row), the rank of each score `(n,)` (its matched
-    anchor), the windows `(n, w)`, and the potentials `f` `(n,)` and `g` `(m,)` with
-    `S0_ij = f_i + g_j − C_ij` on the band (up to the final clip at 0).
-
-    The monotone coupling matches the k-th smallest score with anchor k; `f` integrates
-    `∂C/∂z` along it and `g` is its c-transform, whose minimum over the scores is attained
-    at the coupled score, which every window contains (`_ot_plan._start` in dense form)."""
-    n, m = z.shape[0], anchors.shape[0]
-    dtype = z.dtype
-    order = jnp.argsort(z, stable=True)  # (n,)
-    zs = z[order]  # (n,)
-    am = anchors[:n]  # (n,) the anchor matched to each sorted score (m = n)
-    inc = (zs[1:] - zs[:-1]) * (zs[1:] + zs[:-1] - am[1:] - am[:-1])  # (n−1,)
-    fs = jnp.concatenate([jnp.zeros((1,), dtype), jnp.cumsum(inc)])  # (n,)
-    rank = inverse_permutation(order)  # (n,)
-    f = fs[rank]  # (n,)
-    idx = windows(rank, m, w)  # (n, w)
-    cost = jnp.square(z[:, None] - anchors[idx])  # (n, w)
-    g = jax.ops.segment_min((cost - f[:, None]).reshape(-1), idx.reshape(-1), num_segments=m)
-    s0 = f[:, None] + g[idx] - cost  # (n, w)
-    top = jnp.max(s0, axis=1)  # (n,)
-    return jnp.minimum(s0 - top[:, None], 0.0), rank, idx, f - top, g
 
 
 def crowded(w0: Array, idx: Array, m: int) -> Array:

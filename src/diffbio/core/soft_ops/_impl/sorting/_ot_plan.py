@@ -78,7 +78,7 @@ import jax.numpy as jnp
 from jax import Array
 
 from diffbio.core.soft_ops._impl.sorting import _ot_band
-from diffbio.core.soft_ops._impl.sorting._common import row_sums
+from diffbio.core.soft_ops._impl.sorting._common import inverse_permutation, row_sums
 from diffbio.core.soft_ops._impl.sorting._optional import require
 from diffbio.core.soft_ops._impl.sorting._ot_band import col_sums, read
 
@@ -159,28 +159,50 @@ def parse_options(options: dict | None) -> dict[str, Any]:
 # --- closed-form start: potentials of the unregularised problem -------------------------
 
 
+def _coupling_potential(z: Array, matched: Array) -> tuple[Array, Array]:
+    """`(f⁰, rank)` `(n,)` each: the potential of the monotone coupling that matches the
+    k-th smallest score with the anchor value `matched[k]` (`f'(z) = 2 (z − T(z))`
+    integrated between consecutive sorted scores, 0 at the smallest), and each score's
+    position in sorted order."""
+    order = jnp.argsort(z, stable=True)  # (n,)
+    zs = z[order]  # (n,)
+    inc = (zs[1:] - zs[:-1]) * (zs[1:] + zs[:-1] - matched[1:] - matched[:-1])  # (n−1,)
+    fs = jnp.concatenate([jnp.zeros((1,), z.dtype), jnp.cumsum(inc)])  # (n,)
+    rank = inverse_permutation(order)  # (n,)
+    return fs[rank], rank
+
+
 def _start(z: Array, anchors: Array, nu: Array) -> tuple[Array, Array, Array]:
     """`(S0, match, cost)` for one row: `S0 = f⁰ ⊕ g⁰ − C ≤ 0` `(n, m)` with a zero in
     every row and column, the anchor matched to each score `(n,)` and `C` `(n, m)`."""
     n, m = z.shape[0], anchors.shape[0]
-    dtype = z.dtype
-    order = jnp.argsort(z, stable=True)  # (n,)
-    zs = z[order]  # (n,)
-    mid = (jnp.arange(n, dtype=dtype) + 0.5) / n  # (n,) mass midpoints of sorted scores
+    mid = (jnp.arange(n, dtype=z.dtype) + 0.5) / n  # (n,) mass midpoints of sorted scores
     matched = jnp.searchsorted(jnp.cumsum(nu), mid, side="right")  # (n,)
     matched = jnp.clip(matched, 0, m - 1)
-    am = anchors[matched]  # (n,)
-    # f'(z) = 2 (z − T(z)) integrated between consecutive sorted scores
-    inc = (zs[1:] - zs[:-1]) * (zs[1:] + zs[:-1] - am[1:] - am[:-1])  # (n−1,)
-    fs = jnp.concatenate([jnp.zeros((1,), dtype), jnp.cumsum(inc)])  # (n,)
-    inverse = jnp.argsort(order)  # (n,)
-    f0 = fs[inverse]  # (n,)
-    match = matched[inverse]  # (n,)
+    f0, rank = _coupling_potential(z, anchors[matched])  # (n,) each
+    match = matched[rank]  # (n,)
     cost = jnp.square(z[:, None] - anchors[None, :])  # (n, m)
     g0 = jnp.min(cost - f0[:, None], axis=0)  # (m,) c-transform
     s0 = f0[:, None] + g0[None, :] - cost  # (n, m)
     s0 = s0 - jnp.max(s0, axis=1, keepdims=True)  # exact zero in every row
     return jnp.minimum(s0, 0.0), match, cost
+
+
+def _band_start(z: Array, anchors: Array, w: int) -> tuple[Array, Array, Array, Array, Array]:
+    """`_start` of a soft permutation (`m = n` anchors, weights `1/n`: the k-th smallest
+    score is matched with anchor k) on the band of `w` anchors around each score's rank:
+    `(S0, rank, idx, f, g)` with `S0 = f ⊕ g − C` `(n, w)` (≤ 0, a zero in every row) on
+    the anchors `idx` `(n, w)`, and the potentials `f` `(n,)` and `g` `(m,)` that define
+    it everywhere (up to the final clip at 0). The c-transform's minimum over the scores
+    is attained at the coupled score, which every window contains."""
+    m = anchors.shape[0]
+    f, rank = _coupling_potential(z, anchors[: z.shape[0]])  # (n,) each
+    idx = _ot_band.windows(rank, m, w)  # (n, w)
+    cost = jnp.square(z[:, None] - anchors[idx])  # (n, w)
+    g = jax.ops.segment_min((cost - f[:, None]).reshape(-1), idx.reshape(-1), num_segments=m)
+    s0 = f[:, None] + g[idx] - cost  # (n, w)
+    top = jnp.max(s0, axis=1)  # (n,)
+    return jnp.minimum(s0 - top[:, None], 0.0), rank, idx, f - top, g
 
 
 # --- entropic plans: Sinkhorn (ott-jax) --------------------------------------------------
@@ -708,7 +730,7 @@ def _band_batch(z: Array, eps: Array, anchors: Array, mode: str, opts: dict, wid
     limit = eps * (0.01 * opts["lbfgs_tol"] / n**2) ** (1.0 / (q - 1.0))
 
     def solve_row(zr):
-        s0, rank, idx, f, g = _ot_band.start(zr, anchors, width)
+        s0, rank, idx, f, g = _band_start(zr, anchors, width)
         gam, w, _, rows, cols = _pnorm(s0, rank, eps, nu, q, opts, idx)
         worst = _ot_band.outside_max(zr, anchors, f + rows, g + cols, idx)
         sums = n * jnp.concatenate([jnp.sum(gam, axis=1), col_sums(gam, idx, n)])  # (2n,)
