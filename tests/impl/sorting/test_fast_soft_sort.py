@@ -166,6 +166,36 @@ def test_rows_of_many_chunks_match_numpy_pav(cheap_jit, mode):
                 )
 
 
+@pytest.mark.parametrize("mode", ["c0", "smooth"])
+def test_seams_of_many_levels_match_numpy_pav(cheap_jit, mode):
+    """At n = 1000 the solver cuts each row into 8 chunks of 128 (24 of them padding),
+    joined in three levels of seams, and passes in one step over runs of positions that
+    cannot pool. Softness 0.02 leaves most positions alone; 3 pools blocks that span
+    several chunks. Rows: normal draws, draws rounded to tenths (ties) and heavy-tailed
+    draws."""
+    rng = np.random.default_rng(201)
+    x = np.stack(
+        [
+            rng.normal(size=1000),
+            np.round(rng.normal(size=1000) * 10.0) / 10.0,
+            rng.standard_cauchy(size=1000),
+        ]
+    )
+
+    def f(x, softness):
+        return {"sort": fss.sort(x, softness, mode), "rank": fss.rank(x, softness, mode)}
+
+    with jax.enable_x64(True):
+        for softness in (0.02, 3.0):
+            args = (jnp.asarray(x, jnp.float64), jnp.float64(softness))
+            got = cheap_jit(("many_levels", mode), f, *args)
+            for op, value in got.items():
+                reference = (np_sort if op == "sort" else np_rank)(x, softness, mode, False, True)
+                np.testing.assert_allclose(
+                    value, reference, rtol=1e-9, atol=1e-9, err_msg=str((op, softness))
+                )
+
+
 def _tied_ranks(x, descending, mode):
     """Hard ranks; tied inputs pool their ranks: the mean (scipy's average ranks), or for
     the entropic mode the log-mean-exp of the ranks / (n - 1)."""

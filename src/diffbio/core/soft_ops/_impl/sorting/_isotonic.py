@@ -18,21 +18,26 @@ permutahedron of `w`, in the order of `s` (Blondel et al. 2020, Prop. 3).
 **Algorithm.** PAV pools adjacent blocks whose values violate the order
 (`γ(left) < γ(right)`) until none do. Every `f_i'` increases, so block values are Cauchy
 means (the value of `A ∪ B` lies between those of `A` and `B`) and any order of pooling
-reaches the same solution. Rows are cut into `C` chunks of `c` positions:
+reaches the same solution. Blocks are kept as records
+`[start, count, centre, offset, statistics…]` whose value is `centre + offset`, in place:
+the record of a block `[a, b)` sits at its first position `a` and its last `b - 1`. The
+split keeps `t = (s - centre) - offset` exact for one-position blocks when `|s| ≫ |t|`.
+Rows are cut into `C` chunks of `c` positions:
 
 1. all chunks of all rows are solved at once by the stack form of PAV, one lane per
-   chunk (push the next position; pool the two top blocks while they violate): about
-   `2c` vectorised steps;
-2. each row folds its chunks in from the left. Chunk `j`'s blocks meet the stack of the
-   chunks before it in a single run of pooling at the seam (pop stack blocks and absorb
-   chunk blocks while they violate); the rest of its blocks cannot violate and are
-   appended as they are.
+   chunk: pool the top block with the one below it while they violate, else with the
+   next position while they violate, else push it. A push passes over the whole run of
+   positions that follows, up to the next pair of neighbours that violate (found
+   beforehand by a reverse cumulative minimum), since no position of the run can pool
+   with its neighbour. A lane takes one step per pooling and one per run: few where most
+   positions stay alone (small softness), about `c` where everything pools;
+2. the solved chunks are joined pairwise in `log2(C)` levels. At each level every seam
+   of every row pools at once, the left segment's last blocks against the right
+   segment's first ones while they violate; the other blocks of both stay as they are.
 
-With `c ≈ n^(2/3)` stage 1 takes `O(n^(2/3))` sequential steps and stage 2 `O(n^(1/3))`
-folds on typical inputs (stage 2 adds the lengths of the pooling runs at the seams,
-`O(n)` in the worst case). Blocks are kept as records
-`[start, count, centre, offset, statistics…]` whose value is `centre + offset`; the
-split keeps `t = (s - centre) - offset` exact for one-position blocks when `|s| ≫ |t|`.
+With `c ≈ n^(2/3)` stage 1 takes at most `2c` vectorised steps and stage 2 adds, per
+level, the longest pooling run at its seams (`O(n)` in the worst case, a few steps on
+typical inputs).
 
 **Derivative.** `project_sorted` has a custom JVP that is linear in the tangents and
 uses only the block structure: implicit differentiation of `Σ_B f_i'(v) = 0` gives
@@ -349,94 +354,118 @@ _MODES = {
 }
 
 
-# --- stage 1: PAV on every chunk at once ---------------------------------------------------
+# --- pooling runs, in place ----------------------------------------------------------------
+#
+# Every position starts as a one-position block whose record sits at that position. A
+# block `[a, b)` keeps its record at its first position `a` (read when a stack to its left
+# takes it in as `incoming`) and at its last position `b - 1` (read when the block after
+# it pools backwards). A position that stops being a block start is marked dead
+# (`_START = -1`), so the final blocks are the positions whose record names them as
+# their own start.
 
 
-def _solve_chunks(mode: _Mode, elements: Array, rows: _Rows) -> tuple[Array, Array]:
-    """Stack PAV on every lane: `elements` `(lanes, c, width)` one-position records.
+def _pool_runs(
+    mode: _Mode,
+    records: Array,
+    top: Array,
+    bounds: tuple[Array, Array, Array, Array],
+    rows: _Rows,
+    jump: Array | None = None,
+) -> Array:
+    """Stack PAV on every lane at once, in place.
 
-    Returns the block records `(lanes c, width)` (lane `l`'s blocks at `l c + k`,
-    `k < count[l]`) and the block counts `(lanes,)`.
+    Lane `l` owns the flat positions `[lo, hi)` of `records` `(P, width)`. Its stack is
+    the blocks from `lo` up to its `top` block `[a, b)` `(L, width)`, held in registers;
+    the blocks from `b` on are still to come. A step pools the top with the block below
+    it where they violate the order (`back`), else with the incoming block at `b`
+    (`ahead`); else, with `jump` (the flat position `(P,)` of the next adjacent violation
+    among the one-position blocks), it pushes the top and moves to the one-position block
+    just before that violation, passing over a run of positions that cannot pool. Returns
+    the records with every lane's blocks written.
     """
-    lanes, chunk, width = elements.shape
-    flat = elements.reshape(lanes * chunk, width)
-    base = jnp.arange(lanes, dtype=jnp.int32) * chunk  # (lanes,)
+    a, b, lo, hi = bounds
+    lanes = a.shape[0]
+    # dropped writes, each to its own index past the end (the indices stay unique)
+    beyond = records.shape[0] + jnp.arange(lanes, dtype=jnp.int32)  # (L,)
 
     def step(state: tuple) -> tuple:
-        stack, top, size, nxt, _ = state
-        prev = _take(stack, base + jnp.maximum(size - 2, 0))  # (lanes, width)
-        prev, stack = lax.optimization_barrier((prev, stack))  # read before the write below
-        pool = (size >= 2) & (_value(prev) < _value(top))  # (lanes,)
-        push = ~pool & (nxt < chunk)
-        stack = stack.at[base + size - 1].set(top, mode="promise_in_bounds", unique_indices=True)
-        incoming = _take(flat, base + jnp.minimum(nxt, chunk - 1))  # (lanes, width)
-        pooled = mode.merge(prev, top, rows, pool)
-        top = jnp.where(pool[:, None], pooled, jnp.where(push[:, None], incoming, top))
-        size = size + push.astype(jnp.int32) - pool.astype(jnp.int32)
-        return stack, top, size, nxt + push.astype(jnp.int32), jnp.any(pool | push)
-
-    one = jnp.ones((lanes,), jnp.int32)
-    state = (jnp.zeros_like(flat), flat[base], one, one, jnp.asarray(chunk > 1))
-    stack, top, size, _, _ = lax.while_loop(lambda st: st[-1], step, state)
-    stack = stack.at[base + size - 1].set(top, mode="promise_in_bounds", unique_indices=True)
-    return stack, size
-
-
-# --- stage 2: fold the chunks of each row from the left ---------------------------------
-
-
-def _fold_chunks(
-    mode: _Mode, stack: Array, counts: Array, chunk: int, rows: _Rows
-) -> tuple[Array, Array]:
-    """Join the per-chunk block lists of each row, left to right.
-
-    `stack` `(R N, width)` holds chunk `j` of row `r` at `r N + j c` (`counts` `(R, C)`
-    blocks each). The row's joint stack grows from `r N` and never reaches the chunk being
-    folded, so both live in the same buffer. Returns the records and block counts `(R,)`.
-    """
-    n_rows, n_chunks = counts.shape
-    row_start = jnp.arange(n_rows, dtype=jnp.int32) * (n_chunks * chunk)  # (R,)
-    span = jnp.arange(chunk, dtype=jnp.int32)[None, :]  # (1, c)
-
-    def fold(j: Array, state: tuple[Array, Array, Array]) -> tuple[Array, Array, Array]:
-        stack, size, top = state
-        first = row_start + j * chunk  # (R,): the chunk's first block
-        length = lax.dynamic_index_in_dim(counts, j, axis=1, keepdims=False)  # (R,)
-
-        def seam(inner: tuple) -> tuple:
-            size, top, taken, incoming, _ = inner
-            prev = _take(stack, row_start + jnp.maximum(size - 2, 0))  # (R, width)
-            back = (size >= 2) & (_value(prev) < _value(top))
-            ahead = ~back & (taken < length) & (_value(top) < _value(incoming))
-            left = jnp.where(back[:, None], prev, top)
-            right = jnp.where(back[:, None], top, incoming)
-            pooled = mode.merge(left, right, rows, back | ahead)
-            top = jnp.where((back | ahead)[:, None], pooled, top)
-            size = size - back.astype(jnp.int32)
-            taken = taken + ahead.astype(jnp.int32)
-            incoming = _take(stack, first + jnp.minimum(taken, chunk - 1))
-            return size, top, taken, incoming, jnp.any(back | ahead)
-
-        zero = jnp.zeros((n_rows,), jnp.int32)
-        inner = (size, top, zero, _take(stack, first), jnp.asarray(True))
-        size, top, taken, _, _ = lax.while_loop(lambda st: st[-1], seam, inner)
-        stack = stack.at[row_start + size - 1].set(
-            top, mode="promise_in_bounds", unique_indices=True
+        records, top, a, b, _ = state
+        prev = _take(records, jnp.maximum(a - 1, lo))  # (L, width): ends at a - 1
+        incoming = _take(records, jnp.minimum(b, hi - 1))  # (L, width): starts at b
+        if jump is None:
+            target = b
+            fresh = top
+        else:  # the run of non-violating one-position blocks from b ends before `target`
+            target = jnp.where(b + 1 < hi, _take(jump, jnp.minimum(b + 1, hi - 1)), hi)
+            fresh = _take(records, target - 1)
+        (prev, incoming, fresh), records = lax.optimization_barrier(
+            ((prev, incoming, fresh), records)
+        )  # read before the write below
+        back = (a > lo) & (_value(prev) < _value(top))  # (L,)
+        ahead = ~back & (b < hi) & (_value(top) < _value(incoming))
+        pool = back | ahead
+        push = ~pool & (b < hi) if jump is not None else jnp.zeros_like(pool)
+        pooled = mode.merge(
+            jnp.where(back[:, None], prev, top), jnp.where(back[:, None], top, incoming), rows, pool
         )
-        # append the chunk's remaining blocks after the stack
-        rest = (length - taken)[:, None]  # (R, 1)
-        source = first[:, None] + jnp.minimum(taken[:, None] + span, chunk - 1)  # (R, c)
-        moved = _take(stack, source)  # (R, c, width)
-        moved, stack = lax.optimization_barrier((moved, stack))
-        target = jnp.where(span < rest, (row_start + size)[:, None] + span, stack.shape[0])
-        stack = stack.at[target].set(moved, mode="drop", unique_indices=True)
-        size = size + rest[:, 0]
-        return stack, size, _take(stack, row_start + size - 1)
+        # push: the top's record at its start and end; pool: the start that stops being one
+        dead = top.at[:, _START].set(-1.0)
+        head = jnp.where(push | back, a, jnp.where(ahead, b, beyond))
+        tail = jnp.where(push & (b - 1 > a), b - 1, beyond + lanes)
+        written = jnp.where(push[:, None], top, dead)
+        records = records.at[jnp.concatenate([head, tail])].set(
+            jnp.concatenate([written, top]), mode="drop", unique_indices=True
+        )
+        top = jnp.where(pool[:, None], pooled, jnp.where(push[:, None], fresh, top))
+        a = jnp.where(back, a - prev[:, _COUNT].astype(jnp.int32), jnp.where(push, target - 1, a))
+        b = jnp.where(ahead, b + incoming[:, _COUNT].astype(jnp.int32), jnp.where(push, target, b))
+        return records, top, a, b, jnp.any(pool | push)
 
-    size = counts[:, 0]
-    top = _take(stack, row_start + size - 1)
-    stack, size, _ = lax.fori_loop(1, n_chunks, fold, (stack, size, top))
-    return stack, size
+    state = (records, top, a, b, jnp.asarray(True))
+    records, top, a, b, _ = lax.while_loop(lambda st: st[-1], step, state)
+    tail = jnp.where(b - 1 > a, b - 1, beyond)
+    return records.at[jnp.concatenate([a, tail])].set(
+        jnp.concatenate([top, top]), mode="drop", unique_indices=True
+    )
+
+
+def _solve_chunks(mode: _Mode, records: Array, chunk: int, rows: _Rows) -> Array:
+    """Stage 1: PAV on every chunk of `chunk` positions of the flat `records` `(P, width)`
+    (one-position blocks), one lane per chunk."""
+    lanes = records.shape[0] // chunk
+    values = _value(records).reshape(lanes, chunk)  # (lanes, c)
+    local = jnp.arange(chunk, dtype=jnp.int32)
+    violates = jnp.concatenate(
+        [jnp.zeros((lanes, 1), bool), values[:, :-1] < values[:, 1:]], axis=1
+    )  # (lanes, c): position k pools with k - 1 if both stay alone
+    following = lax.cummin(jnp.where(violates, local, chunk), axis=1, reverse=True)
+    lo = jnp.arange(lanes, dtype=jnp.int32) * chunk  # (lanes,)
+    jump = (following + lo[:, None]).reshape(-1)  # (P,): the next violation at or after
+    hi = lo + chunk
+    first = jump[lo + 1] if chunk > 1 else hi  # (lanes,): the first top ends before it
+    top = _take(records, first - 1)
+    return _pool_runs(mode, records, top, (first - 1, first, lo, hi), rows, jump)
+
+
+def _join_chunks(
+    mode: _Mode, records: Array, n_rows: int, width: int, chunk: int, rows: Callable
+) -> Array:
+    """Stage 2: join solved segments pairwise, `log2(C)` levels; at each level every seam
+    of every row pools at once (the left segment's last blocks against the right's first).
+    `rows(k)` gives the row data for `k` seams per row."""
+    span = chunk
+    row_start = jnp.arange(n_rows, dtype=jnp.int32)[:, None] * width  # (R, 1)
+    while span < width:
+        seams = jnp.arange(span, width, 2 * span, dtype=jnp.int32)  # (K,)
+        k = seams.shape[0]
+        seam = (row_start + seams).reshape(-1)  # (R K,)
+        lo = seam - span
+        hi = row_start + jnp.minimum(seams + span, width)
+        top = _take(records, seam - 1)  # the left segment's last block
+        a = seam - top[:, _COUNT].astype(jnp.int32)
+        records = _pool_runs(mode, records, top, (a, seam, lo, hi.reshape(-1)), rows(k))
+        span *= 2
+    return records
 
 
 # --- the solver ----------------------------------------------------------------------------
@@ -445,11 +474,8 @@ def _fold_chunks(
 def _chunk_size(n: int) -> int:
     """Positions per chunk: the power of two nearest `n^(2/3)` (at least 8, at most `n`).
 
-    A fold step of stage 2 costs several times a step of stage 1 (it runs the seam's
-    pooling loop and moves a chunk), so the `c + n/c` steps are cheapest for chunks
-    longer than `√n`; measured on CPU (B = 32), `n^(2/3)` beat `2√n` by 10-20% at
-    n = 32768 (1024 against 512), by up to 10% at 4096 (c1, c2; 256 against 128) and is
-    the same chunk at n = 512.
+    Stage 1 costs at most `2c` steps over `n / c` lanes per row, where everything pools
+    (large softness); longer chunks save lanes, shorter ones steps.
     """
     exponent = round(2.0 * math.log2(max(n, 1)) / 3.0)
     return min(max(8, 1 << exponent), max(n, 1))
@@ -473,6 +499,13 @@ def _row_data(s: Array, lanes_per_row: int) -> _Rows:
     )
 
 
+def _no_rows(s: Array, lanes_per_row: int) -> _Rows:
+    """`_Rows` for modes whose merges read no row data."""
+    empty = jnp.zeros((1,), s.dtype)
+    lanes = jnp.zeros((s.shape[0] * lanes_per_row,), jnp.int32)
+    return _Rows(lanes, lanes, empty, empty, empty, s.shape[1])
+
+
 def solve_blocks(s: Array, w: Array, mode: str) -> Blocks:
     """Isotonic (non-increasing) solution of rows `s`, `w` `(R, n)` sorted decreasingly.
 
@@ -481,8 +514,7 @@ def solve_blocks(s: Array, w: Array, mode: str) -> Blocks:
     rules = _MODES[mode]
     n_rows, n = s.shape
     chunk = _chunk_size(n)
-    n_chunks = -(-n // chunk)
-    width = n_chunks * chunk
+    width = -(-n // chunk) * chunk
     pos = jnp.arange(width, dtype=jnp.int32)  # (N,)
     if width > n:  # padding at the end never pools: its value is -inf
         s = jnp.pad(s, ((0, 0), (0, width - n)), mode="edge")
@@ -490,41 +522,22 @@ def solve_blocks(s: Array, w: Array, mode: str) -> Blocks:
     elements = rules.element(s, w, pos)  # (R, N, width)
     elements = elements.at[:, n:, _CENTRE].set(-jnp.inf)
     record_width = elements.shape[-1]
+    rows = (lambda k: _row_data(s, k)) if mode == "c1" else (lambda k: _no_rows(s, k))
 
-    stack, counts = _solve_chunks(
-        rules,
-        elements.reshape(n_rows * n_chunks, chunk, record_width),
-        _row_data(s, n_chunks) if mode == "c1" else _no_rows(s, n_chunks),
-    )
-    counts = counts.reshape(n_rows, n_chunks)
-    if n_chunks > 1:
-        rows = _row_data(s, 1) if mode == "c1" else _no_rows(s, 1)
-        stack, sizes = _fold_chunks(rules, stack, counts, chunk, rows)
-    else:
-        sizes = counts[:, 0]
-    return _expand(stack.reshape(n_rows, width, record_width), sizes, s[:, :n], w[:, :n], rules)
+    records = elements.reshape(n_rows * width, record_width)
+    records = _solve_chunks(rules, records, chunk, rows(width // chunk))
+    records = _join_chunks(rules, records, n_rows, width, chunk, rows)
+    return _expand(records.reshape(n_rows, width, record_width), s[:, :n], w[:, :n], rules)
 
 
-def _no_rows(s: Array, lanes_per_row: int) -> _Rows:
-    """`_Rows` for modes whose merges read no row data."""
-    empty = jnp.zeros((1,), s.dtype)
-    lanes = jnp.zeros((s.shape[0] * lanes_per_row,), jnp.int32)
-    return _Rows(lanes, lanes, empty, empty, empty, s.shape[1])
-
-
-def _expand(records: Array, sizes: Array, s: Array, w: Array, rules: _Mode) -> Blocks:
-    """Per-position block data `(R, n)` from the block records `(R, N, width)` (the first
-    `sizes[r]` of row `r`, in order) and the rows `s`, `w` `(R, n)` they solve."""
-    n_rows, width, _ = records.shape
+def _expand(records: Array, s: Array, w: Array, rules: _Mode) -> Blocks:
+    """Per-position block data `(R, n)` from the records `(R, N, width)` left in place by
+    the solve (a block's record at its first position) and the rows `s`, `w` `(R, n)`."""
     n = s.shape[-1]
-    index = jnp.arange(width, dtype=jnp.int32)[None, :]  # (1, N)
-    starts = records[..., _START].astype(jnp.int32)  # (R, N)
-    starts = jnp.where(index < sizes[:, None], starts, width)
-    marks = jnp.zeros((n_rows, width), jnp.int32)
-    marks = marks.at[jnp.arange(n_rows)[:, None], starts].add(1, mode="drop")
-    block = jnp.cumsum(marks[:, :n], axis=-1) - 1  # (R, n): block of each position
-    own = jnp.take_along_axis(records, block[..., None], axis=1)  # (R, n, width)
-    lo = own[..., _START].astype(jnp.int32)
+    local = jnp.arange(n, dtype=jnp.int32)  # (n,)
+    starts = records[:, :n, _START] == local.astype(records.dtype)  # (R, n)
+    lo = lax.cummax(jnp.where(starts, local, 0), axis=1)  # (R, n): start of each block
+    own = jnp.take_along_axis(records, lo[..., None], axis=1)  # (R, n, width)
     hi = lo + own[..., _COUNT].astype(jnp.int32)
     s_dev = s - own[..., _CENTRE]  # (R, n)
     offset = own[..., _OFFSET]
