@@ -475,7 +475,9 @@ def _chunk_size(n: int) -> int:
     """Positions per chunk: the power of two nearest `n^(2/3)` (at least 8, at most `n`).
 
     Stage 1 costs at most `2c` steps over `n / c` lanes per row, where everything pools
-    (large softness); longer chunks save lanes, shorter ones steps.
+    (large softness); longer chunks save lanes and levels, shorter ones steps. Measured on
+    CPU (B = 32, softness 0.1 to 10), no size wins everywhere: against this one, chunks
+    twice as long were up to 25% faster at n = 32768 and up to 18% slower at n = 4096.
     """
     exponent = round(2.0 * math.log2(max(n, 1)) / 3.0)
     return min(max(8, 1 << exponent), max(n, 1))
