@@ -21,9 +21,10 @@ With `ρ_k = (n - k) / (n - 1)` (k = 1 … n, decreasing from 1 to 0) and the so
 softness goes to 0 both return the hard result; as it grows, sorted values tend to the
 mean of `z` (c0, values mapped back) and ranks to `(n + 1) / 2`.
 
-The forward pass costs one sort of each row plus `O(n)` work on typical inputs, in about
-`n^(2/3)` vectorised steps (`_isotonic`); the backward pass is `O(n)` (segment sums over
-the blocks of the isotonic solution).
+The forward pass costs one sort of each row plus `O(n)` work on typical inputs, in up to
+about `2 n^(2/3)` vectorised steps there, a few dozen where most positions stay alone
+(small softness; `_isotonic`); the backward pass is `O(n)` (segment sums over the blocks
+of the isotonic solution).
 
 Reference: M. Blondel, O. Teboul, Q. Berthet and J. Djolonga, "Fast Differentiable
 Sorting and Ranking", ICML 2020, arXiv:2002.08871.
