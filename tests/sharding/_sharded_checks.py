@@ -198,6 +198,7 @@ def check_case(name: str, method: str, x: np.ndarray, options=CHEAP, exact=True)
             "values": _max_diff(out, ref_out[0]),
             "gradients": _max_diff(grad, ref_out[1]),
             "scale": float(max(np.max(np.abs(np.asarray(v))) for v in ref_out[0])),
+            "gradient_scale": float(max(np.max(np.abs(np.asarray(g))) for g in ref_out[1])),
             "input_sharded": not x_sh.sharding.is_fully_replicated,
             "output_shardings": [str(leaf.sharding.spec) for leaf in out],
             "collectives": collectives(compiled.as_text()),

@@ -10,7 +10,8 @@ The device count is fixed when jax initialises, so the checks run in one subproc
 
 Tolerance: sharded and unsharded float32 results agree to 1e-6, or, where the op's
 own float32 rounding error (the unsharded float32 result against the same computation
-in float64) is larger, to twice that error. Two kinds of case need the looser bound:
+in float64) is larger, to twice that error, or to 16 float32 ulps of the largest entry
+(of the values, or of the gradient). Three kinds of case need a looser bound than 1e-6:
 
 - `rank` returns values up to n = 16, where one float32 ulp is 1.9e-6 (sorted-axis
   sharding: up to 2.9e-6 in values, 3.3e-6 in gradients for softsort and
@@ -19,7 +20,12 @@ in float64) is larger, to twice that error. Two kinds of case need the looser bo
   are sums of n pairwise distances divided by the softness, so one rounding of a
   score moves the softmax by ~1e-6 and its own float32 error is 1e-6 to 1e-5. XLA
   rounds differently for a different per-device shape: the same op run row by row on
-  one device, with no sharding at all, differs from the batched run by as much.
+  one device, with no sharding at all, differs from the batched run by as much;
+- fast_soft_sort `rank` with the sorted axis sharded: 1.5e-5 in values and 1.7e-5 in
+  gradients, where the unsharded error happens to be small (5.2e-6 and 8.3e-6). The
+  sharded result itself is within 1.4e-5 and 1.8e-5 of float64, on ranks up to 16
+  (16 ulps: 3.1e-5). Its scores are the standardised inputs divided by the softness,
+  so one rounding of the row's mean or spread moves every rank by ~1e-5.
 
 Batch sharding of softsort and sorting_network is (nearly always) bit-identical.
 """
@@ -30,6 +36,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.sharding._sharded_checks import all_cases, quick_cases
@@ -37,6 +44,8 @@ from tests.sharding._sharded_checks import all_cases, quick_cases
 ROOT = Path(__file__).resolve().parents[2]
 DEVICES = 8
 TOLERANCE = 1e-6
+ULPS = 16
+"""Float32 ulps of the largest entry that a sharded result may differ by."""
 # Cases ("op:method", or "*:method" for every op of a method) whose batch-sharded
 # program still moves data, with the reason; the values and gradients are right, the
 # communication is not needed. Remove an entry once its kernel is partitionable (the
@@ -119,8 +128,9 @@ def problems(report: dict) -> list[str]:
             got = result[placement]
             if not got["input_sharded"]:
                 found.append(f"{case}/{placement}: the input was not sharded")
-            for what in ("values", "gradients"):
-                bound = max(TOLERANCE, 2 * error[what])
+            for what, scale in (("values", "scale"), ("gradients", "gradient_scale")):
+                ulps = ULPS * float(np.finfo(np.float32).eps) * got[scale]
+                bound = max(TOLERANCE, 2 * error[what], ulps)
                 if not got[what] <= bound:
                     found.append(
                         f"{case}/{placement}: {what} differ by {got[what]:.2e} > {bound:.2e} "
