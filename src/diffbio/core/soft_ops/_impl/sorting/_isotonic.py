@@ -483,29 +483,27 @@ def _chunk_size(n: int) -> int:
     return min(max(8, 1 << exponent), max(n, 1))
 
 
-def _row_data(s: Array, lanes_per_row: int) -> _Rows:
-    """Prefix sums for the c1 block solve (cheap placeholders for the other modes)."""
+def _row_data(s: Array) -> _Rows:
+    """Prefix sums for the c1 block solve, one lane per row (`_lanes` re-targets them)."""
     n_rows, width = s.shape
     e = s - s[:, :1]  # (R, N)
     zero = jnp.zeros((n_rows, 1), s.dtype)
     prefix_e = jnp.concatenate([zero, jnp.cumsum(e, axis=-1)], axis=-1)  # (R, N + 1)
     prefix_e2 = jnp.concatenate([zero, jnp.cumsum(e * e, axis=-1)], axis=-1)  # (R, N + 1)
-    row = jnp.repeat(jnp.arange(n_rows, dtype=jnp.int32), lanes_per_row)  # (lanes,)
-    return _Rows(
-        row * width,
-        row * (width + 1),
-        s.reshape(-1),
-        prefix_e.reshape(-1),
-        prefix_e2.reshape(-1),
-        width,
-    )
+    rows = _Rows(None, None, s.reshape(-1), prefix_e.reshape(-1), prefix_e2.reshape(-1), width)
+    return _lanes(rows, n_rows, 1)
 
 
-def _no_rows(s: Array, lanes_per_row: int) -> _Rows:
+def _no_rows(s: Array) -> _Rows:
     """`_Rows` for modes whose merges read no row data."""
     empty = jnp.zeros((1,), s.dtype)
-    lanes = jnp.zeros((s.shape[0] * lanes_per_row,), jnp.int32)
-    return _Rows(lanes, lanes, empty, empty, empty, s.shape[1])
+    return _lanes(_Rows(None, None, empty, empty, empty, s.shape[1]), s.shape[0], 1)
+
+
+def _lanes(rows: _Rows, n_rows: int, lanes_per_row: int) -> _Rows:
+    """`rows` read by `lanes_per_row` consecutive lanes per row."""
+    row = jnp.repeat(jnp.arange(n_rows, dtype=jnp.int32), lanes_per_row)  # (lanes,)
+    return rows._replace(row=row * rows.width, prefix_row=row * (rows.width + 1))
 
 
 def solve_blocks(s: Array, w: Array, mode: str) -> Blocks:
@@ -524,7 +522,10 @@ def solve_blocks(s: Array, w: Array, mode: str) -> Blocks:
     elements = rules.element(s, w, pos)  # (R, N, width)
     elements = elements.at[:, n:, _CENTRE].set(-jnp.inf)
     record_width = elements.shape[-1]
-    rows = (lambda k: _row_data(s, k)) if mode == "c1" else (lambda k: _no_rows(s, k))
+    row_data = _row_data(s) if mode == "c1" else _no_rows(s)
+
+    def rows(lanes_per_row: int) -> _Rows:
+        return _lanes(row_data, n_rows, lanes_per_row)
 
     records = elements.reshape(n_rows * width, record_width)
     records = _solve_chunks(rules, records, chunk, rows(width // chunk))
