@@ -24,8 +24,9 @@ in float64) is larger, to twice that error, or to 16 float32 ulps of the largest
 - fast_soft_sort `rank` with the sorted axis sharded: 1.5e-5 in values and 1.7e-5 in
   gradients, where the unsharded error happens to be small (5.2e-6 and 8.3e-6). The
   sharded result itself is within 1.4e-5 and 1.8e-5 of float64, on ranks up to 16
-  (16 ulps: 3.1e-5). Its scores are the standardised inputs divided by the softness,
-  so one rounding of the row's mean or spread moves every rank by ~1e-5.
+  (16 ulps: 3.1e-5). Two solvers that pool in different orders give the same
+  differences, so they arise before the isotonic solve (likely in the standardisation's
+  reductions over the sharded axis, whose scores are then divided by the softness).
 
 Batch sharding of softsort and sorting_network is (nearly always) bit-identical.
 """
