@@ -152,6 +152,24 @@ def test_softabs_derivatives_equal_those_of_the_product(mode):
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
+def test_smooth_softabs_slope_in_float32_matches_the_float64_closed_form():
+    """`2σ(u) − 1 + 2u σ'(u)` from one logistic `σ(−|u|)` (float32) against
+    `tanh(u / 2) + u / (2 cosh²(u / 2))` in float64, out to where σ'(u) underflows, within
+    a few float32 ulps of 1 (the slope's scale; `2σ − 1` cancels near u = 0)."""
+    u = np.concatenate([-np.geomspace(1e-4, 120.0, 200), [0.0], np.geomspace(1e-4, 120.0, 200)])
+    s = 0.1
+    x32 = (u * s).astype(np.float32)
+    u64 = x32.astype(np.float64) / np.float64(np.float32(s))
+    want = np.tanh(u64 / 2) + u64 / (2 * np.cosh(u64 / 2) ** 2)
+    got = np.asarray(jax.vmap(jax.grad(lambda v: softabs(v, jnp.float32(s), "smooth")))(x32))
+    eps = float(np.finfo(np.float32).eps)
+    assert np.max(np.abs(got - want)) <= 4 * eps
+    # the value itself, x · (2σ − 1) = x · tanh(u / 2), within a few ulps of |x|
+    values = np.asarray(softabs(jnp.asarray(x32), jnp.float32(s), "smooth"))
+    error = np.abs(values - x32 * np.tanh(u64 / 2))
+    assert np.all(error <= 4 * eps * np.abs(x32.astype(np.float64)))
+
+
 @pytest.mark.parametrize("mode", ["smooth", "c1"])
 def test_softabs_gradient_of_huge_inputs_under_a_large_cotangent_is_finite(mode):
     """|x| ≈ 1e20 with a cotangent of 1e19 in float32: the slope is sign(x), and the

@@ -109,11 +109,15 @@ def _softabs(x: Array, softness: float | Array, mode: str) -> Array:
 def _softabs_slopes(x: Array, s: float | Array, mode: str) -> tuple[Array, Array, Array]:
     """`(σ, u σ'(u), near)` of `softabs` with `u = x / (k s)`: `near` is u where σ'(u) ≠ 0
     and 0 elsewhere, so that an overflowing u (x / s = inf) meets no 0 · inf."""
-    sig = sigmoidal(x, s, mode)
     if mode == "smooth":
-        slope = sig * sigmoidal(-x, s, mode)  # σ'(u) = σ(u) σ(−u)
-        near = jnp.where(slope == 0.0, 0.0, x / s)
+        # one logistic: with t = σ(−|u|), σ(u) is t or 1 − t and σ'(u) = t (1 − t)
+        u = x / s
+        tail = jax.nn.sigmoid(-jnp.abs(u))
+        sig = jnp.where(u > 0, 1.0 - tail, tail)
+        slope = tail * (1.0 - tail)
+        near = jnp.where(tail == 0.0, 0.0, u)
     else:
+        sig = sigmoidal(x, s, mode)
         u = (x / (5.0 * s)).astype(jnp.promote_types(x.dtype, jnp.float32))
         outside = (u < -1.0) | (u > 1.0)
         slope = jnp.where(outside, 0.0, _poly(_polynomial_derivative(_SIGMOIDAL_COEFFS[mode]), u))
