@@ -158,3 +158,72 @@ def test_block_rows_budget():
     assert _common.block_rows((), 10) == 128
     assert _common.block_rows((32,), 4096) == 16
     assert _common.block_rows((1024,), 1 << 16) == 8
+
+
+def _reference_combination(scores, softness, mode, x):
+    """`convex_combination(soft_index(scores, softness, mode), x)`, the composition that
+    `soft_combination` evaluates."""
+    return _common.convex_combination(_common.soft_index(scores, softness, mode), x)
+
+
+@pytest.mark.parametrize("mode", ["smooth", "c1"])
+def test_soft_combination_matches_the_projection_and_its_derivatives(mode):
+    """Values, forward and reverse derivatives (in the scores, the softness and the values)
+    against projecting the rows first, in float64, with batch dimensions (2, 3)."""
+    rng = np.random.default_rng(0)
+    with jax.enable_x64(True):
+        scores = jnp.asarray(rng.normal(size=(2, 3, 5, 7)) * 3.0)  # (..., r, n)
+        x = jnp.asarray(rng.normal(size=(2, 3, 7)) * 10.0 + 4.0)  # (..., n)
+        s = jnp.asarray(0.7)
+        got = _common.soft_combination(scores, s, mode, x)
+        want = _reference_combination(scores, s, mode, x)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+        tangents = tuple(jnp.asarray(rng.normal(size=a.shape)) for a in (scores, s, x))
+        _, jvp_got = jax.jvp(
+            lambda *a: _common.soft_combination(a[0], a[1], mode, a[2]), (scores, s, x), tangents
+        )
+        _, jvp_want = jax.jvp(
+            lambda *a: _reference_combination(a[0], a[1], mode, a[2]), (scores, s, x), tangents
+        )
+        np.testing.assert_allclose(jvp_got, jvp_want, rtol=1e-10, atol=1e-10)
+        weights = jnp.asarray(rng.normal(size=got.shape))
+        grads_got = jax.grad(
+            lambda *a: jnp.sum(weights * _common.soft_combination(a[0], a[1], mode, a[2])),
+            argnums=(0, 1, 2),
+        )(scores, s, x)
+        grads_want = jax.grad(
+            lambda *a: jnp.sum(weights * _reference_combination(a[0], a[1], mode, a[2])),
+            argnums=(0, 1, 2),
+        )(scores, s, x)
+        for g, h in zip(grads_got, grads_want, strict=True):
+            np.testing.assert_allclose(g, h, rtol=1e-10, atol=1e-10)
+
+
+def test_soft_combination_without_gated_gradient_only_differentiates_the_values():
+    """`gated_grad=False`: no gradient reaches the scores or the softness, and the values
+    get `Pᵀ w`."""
+    rng = np.random.default_rng(1)
+    scores = jnp.asarray(rng.normal(size=(3, 4, 6)), jnp.float32)
+    x = jnp.asarray(rng.normal(size=(3, 6)), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(3, 4)), jnp.float32)
+    s = jnp.float32(0.5)
+    loss = lambda a, t, v: jnp.sum(w * _common.soft_combination(a, t, "smooth", v, False))
+    g_scores, g_s, g_x = jax.grad(loss, argnums=(0, 1, 2))(scores, s, x)
+    np.testing.assert_array_equal(g_scores, 0.0)
+    assert float(g_s) == 0.0
+    p = jax.nn.softmax(scores / s, axis=-1)  # (3, 4, 6)
+    np.testing.assert_allclose(g_x, jnp.einsum("brn,br->bn", p, w), rtol=1e-5, atol=1e-6)
+
+
+def test_soft_combination_of_a_large_constant_row_is_exact_with_finite_gradients():
+    """A constant row of 1e25 in float32 at a small softness: every value is the row's
+    value and the gradient in the scores is 0 (the sums run over x − centre = 0)."""
+    scores = jnp.asarray(np.random.default_rng(2).normal(size=(2, 5, 5)), jnp.float32)
+    x = jnp.full((2, 5), 1e25, jnp.float32)
+    s = jnp.float32(1e-3)
+    np.testing.assert_array_equal(_common.soft_combination(scores, s, "smooth", x), x)
+    grads = jax.grad(
+        lambda a, t: jnp.sum(_common.soft_combination(a, t, "smooth", x)), argnums=(0, 1)
+    )(scores, s)
+    np.testing.assert_array_equal(grads[0], 0.0)
+    assert float(grads[1]) == 0.0

@@ -1,7 +1,8 @@
 """Helpers shared by the soft ordering kernels (all along the last axis).
 
 - `standardize` / `unstandardize`: the squashing map of SEMANTICS "standardize".
-- `soft_index`: simplex projection of scores divided by the softness.
+- `soft_index`: simplex projection of scores divided by the softness;
+  `soft_combination`: those rows applied to values, without normalising them in smooth mode.
 - `row_sums`: several sums over the last axis in one pass.
 - `map_row_blocks` / `sum_row_blocks` / `fold_row_blocks`: evaluate an n-row soft
   permutation a block of rows at a time (`lax.map` or `lax.scan` over rematerialised
@@ -161,6 +162,57 @@ def convex_combination(p: Array, x: Array) -> Array:
     """
     m = row_center(x)  # (..., 1)
     return weighted_sum(p, x - m) + m  # (..., r)
+
+
+def soft_combination(
+    scores: Array, softness: Array, mode: str, x: Array, gated_grad: bool = True
+) -> Array:
+    """`convex_combination(soft_index(scores, softness, mode), x)` `(..., r)`, for scores
+    `(..., r, n)` and values `(..., n)`.
+
+    In smooth mode the rows are never normalised: with `e = exp(v − max_j v)`
+    (`v = scores / softness`), one product `e @ [x − m, 1]` gives both `Σ_j e_rj (x_j − m)`
+    and `Σ_j e_rj`, and the value is their ratio (`_softmax_weighted_sum`). That saves the
+    pass that divides the n × n weights by their sums (NeuralSort's forward `sort` at
+    B = 32, n = 64 on CPU: 173 against 250 µs). `gated_grad=False` stops the gradient
+    through the soft index.
+    """
+    v = scores / softness  # (..., r, n)
+    if not gated_grad:
+        v = lax.stop_gradient(v)
+    if mode != "smooth":
+        return convex_combination(project_simplex(v, mode), x)
+    m = row_center(x)  # (..., 1)
+    return _softmax_weighted_sum(v, x - m) + m  # (..., r)
+
+
+def _exp_sums(v: Array, y: Array) -> tuple[Array, Array, Array]:
+    """`e = exp(v − max_j v)` `(..., r, n)` and its sums `Σ_j e_rj y_j`, `Σ_j e_rj`
+    `(..., r)` in one product."""
+    e = jnp.exp(v - lax.stop_gradient(jnp.max(v, axis=-1, keepdims=True)))  # (..., r, n)
+    pair = jnp.stack([y, jnp.ones_like(y)], axis=-1)  # (..., n, 2)
+    sums = jnp.einsum("...rn,...nk->...rk", e, pair, precision=lax.Precision.HIGHEST)
+    return e, sums[..., 0], sums[..., 1]  # (..., r, n), (..., r), (..., r)
+
+
+@jax.custom_jvp
+def _softmax_weighted_sum(v: Array, y: Array) -> Array:
+    """`Σ_j softmax(v_r)_j y_j` `(..., r)` for `v` `(..., r, n)` and `y` `(..., n)`."""
+    _, weighted, total = _exp_sums(v, y)
+    return weighted / total  # (..., r)
+
+
+@_softmax_weighted_sum.defjvp
+def _softmax_weighted_sum_jvp(primals, tangents):
+    """With `p = softmax(v_r)` and `o_r = Σ_j p_rj y_j`:
+    `do_r = Σ_j p_rj dv_rj (y_j − o_r) + Σ_j p_rj dy_j`."""
+    (v, y), (dv, dy) = primals, tangents
+    e, weighted, total = _exp_sums(v, y)
+    out = weighted / total  # (..., r)
+    p = e / total[..., None]  # (..., r, n)
+    p_dv = p * dv  # (..., r, n)
+    tangent = weighted_sum(p_dv, y) - out * jnp.sum(p_dv, axis=-1) + weighted_sum(p, dy)
+    return out, tangent
 
 
 @jax.custom_jvp

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 from jax import Array, lax
 
 from diffbio.core.soft_ops._impl.sorting._common import (
-    convex_combination,
+    soft_combination,
     soft_index,
     stable_argsort,
 )
@@ -128,10 +128,8 @@ def sort(
     z_sorted, a_sorted, x_sorted = (jnp.take_along_axis(r, order, axis=-1) for r in (z, a_sums, xc))
 
     def per_block(rows: Array, window: Array, scores: Array) -> Array:
-        p = soft_index(scores, softness, "smooth")  # (..., c, w)
-        if not gated_grad:
-            p = lax.stop_gradient(p)
-        return convex_combination(p, jnp.take_along_axis(x_sorted, window, axis=-1))  # (..., c)
+        x_window = jnp.take_along_axis(x_sorted, window, axis=-1)  # (..., w)
+        return soft_combination(scores, softness, "smooth", x_window, gated_grad)  # (..., c)
 
     values, exact = _blocks(z_sorted, a_sorted, softness, band, per_block)  # (nb, ..., c)
     values = jnp.moveaxis(values, 0, -2)  # (..., nb, c)

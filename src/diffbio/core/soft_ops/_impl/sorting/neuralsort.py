@@ -43,6 +43,7 @@ from diffbio.core.soft_ops._impl.sorting._common import (
     output_dtype,
     prepare,
     ranks_from_order,
+    soft_combination,
     soft_index,
     stable_argsort,
     sum_row_blocks,
@@ -118,10 +119,7 @@ def sort(
     coef = coefficients(jnp.arange(1, n + 1), n, descending, xc.dtype)  # (n,)
 
     def rows(coef_block: Array) -> Array:  # (c,) -> (..., c)
-        p = soft_index(scores(coef_block, z, a_sums), s, mode)  # (..., c, n)
-        if not gated_grad:
-            p = jax.lax.stop_gradient(p)
-        return convex_combination(p, xc)  # (..., c)
+        return soft_combination(scores(coef_block, z, a_sums), s, mode, xc, gated_grad)
 
     def full() -> Array:
         return map_row_blocks(rows, (coef,), block_rows(x.shape[:-1], n))  # (..., n)
