@@ -224,3 +224,98 @@ def test_band_under_vmap_equals_the_batch():
     np.testing.assert_allclose(
         jax.jit(jax.vmap(lambda r: neuralsort.rank(r, 0.1)))(x), neuralsort.rank(x, 0.1), atol=1e-2
     )
+
+
+def test_softabs_gap_bounds_the_soft_absolute_value():
+    """`|d| − d tanh(d / 2s) ≤ κ s` with `κ = _SOFTABS_GAP`, and `κ` is within 1e-3 of
+    the maximum (so the one-pass bound below is not loose by more than that)."""
+    u = np.linspace(0.0, 40.0, 400_001)
+    gap = u - u * np.tanh(u / 2)  # (|d| − softabs(d)) / s at u = |d| / s
+    assert gap.max() <= neuralsort._SOFTABS_GAP
+    assert gap.max() >= neuralsort._SOFTABS_GAP - 1e-3
+
+
+def _log_weights(z, s, descending):
+    """`ℓ_rj = log P_rj` of the (ascending or descending) row softmaxes, float64."""
+    n = z.shape[-1]
+    d = z[..., :, None] - z[..., None, :]
+    a_sums = (d * np.tanh(d / (2 * s))).sum(-2)  # (..., j)
+    coef = np.arange(1, n + 1) * 2.0 - n - 1
+    coef = -coef if descending else coef
+    v = (coef[:, None] * z[..., None, :] - a_sums[..., None, :]) / s  # (..., r, j)
+    top = v.max(-1, keepdims=True)
+    return v - top - np.log(np.exp(v - top).sum(-1, keepdims=True))
+
+
+@pytest.mark.parametrize("descending", [False, True])
+def test_every_column_keeps_the_weight_of_the_one_pass_bound(descending):
+    """The bound `_one_pass_is_exact` rests on: each column's largest log-weight is at
+    least `−κ (n − 1) − log n`, on rows built to starve columns (ties, a cluster next to
+    a gap, values packed at one end, equal rows) and at softness 1e-3 … 10."""
+    rng = np.random.default_rng(11)
+    n = 48
+    rows = [
+        rng.uniform(size=n),
+        np.round(rng.uniform(size=n), 1),  # ties
+        np.concatenate([np.full(n // 2, 0.5), 0.5 + 1e-4 * rng.normal(size=n // 2)]),
+        np.concatenate([rng.uniform(0.0, 0.01, n - 3), [0.2, 0.9, 1.0]]),
+        np.full(n, 0.3),
+        np.sort(rng.uniform(size=n)) ** 8,  # packed at 0
+    ]
+    floor = -neuralsort._SOFTABS_GAP * (n - 1) - np.log(n)
+    for s in (1e-3, 0.05, 0.3, 10.0):
+        for z in rows:
+            column_max = _log_weights(z, s, descending).max(-2)  # (n,)
+            assert column_max.min() >= floor - 1e-9, (s, column_max.min(), floor)
+
+
+def test_one_pass_is_exact_only_where_the_bound_holds(monkeypatch):
+    assert neuralsort._one_pass_is_exact(64, 0.1, jnp.float32)
+    assert not neuralsort._one_pass_is_exact(128, 0.1, jnp.float32)
+    assert neuralsort._one_pass_is_exact(128, 0.1, jnp.float64)
+    assert not neuralsort._one_pass_is_exact(64, 1e-5, jnp.float32)  # rounding of scores
+    assert not neuralsort._one_pass_is_exact(64, jnp.float32(0.1), jnp.float32)  # not static
+    # unstandardised rows have no bound on |z|: the log domain takes them
+    monkeypatch.setattr(neuralsort, "_one_pass_ranks", None)
+    x = jnp.asarray(np.random.default_rng(13).normal(size=(2, 64)), jnp.float32)
+    ranks = neuralsort.rank(x, 0.1, "smooth", False, False)
+    assert bool(jnp.all((ranks >= 1) & (ranks <= 64)))
+    with pytest.raises(TypeError):  # and standardised ones the one pass
+        neuralsort.rank(x, 0.1, "smooth", False, True)
+
+
+@pytest.mark.parametrize("descending", [False, True])
+def test_one_pass_ranks_equal_the_log_domain_ones(monkeypatch, descending):
+    """Where it applies (n = 64, standardised, softness 0.1 and 1e-3), the one-pass ranks
+    and gradients equal the log domain's in float64 (to 1e-10); in float32 the one-pass
+    ranks are no farther from float64 than the log domain's, and its gradients within
+    twice their distance (normal and tied rows)."""
+    rng = np.random.default_rng(12)
+    x = np.stack([rng.normal(size=64), np.round(rng.normal(size=64), 1)])
+    w = rng.normal(size=(2, 64))
+
+    def both(dtype, **kwargs):
+        xj, wj = jnp.asarray(x, dtype), jnp.asarray(w, dtype)
+        one_pass = _value_and_grad("rank", xj, wj, **kwargs)
+        with monkeypatch.context() as patch:
+            patch.setattr(neuralsort, "_one_pass_is_exact", lambda *a: False)
+            log_domain = _value_and_grad("rank", xj, wj, **kwargs)
+        return tuple(tuple(np.asarray(a) for a in pair) for pair in (one_pass, log_domain))
+
+    for s in (0.1, 1e-3):
+        kwargs = {"softness": s, "descending": descending}
+        assert neuralsort._one_pass_is_exact(64, s, jnp.float32)
+        with jax.enable_x64(True):
+            (got, got_grad), (want, want_grad) = both(jnp.float64, **kwargs)
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-10)
+        np.testing.assert_allclose(
+            got_grad, want_grad, rtol=0, atol=1e-10 * np.abs(want_grad).max()
+        )
+        (got32, grad32), (log32, log_grad32) = both(jnp.float32, **kwargs)
+        error, log_error = np.abs(got32 - want).max(), np.abs(log32 - want).max()
+        assert error <= 1.25 * log_error + 1e-6, (s, error, log_error)
+        assert error <= 2e-5 * 64 / min(1.0, 100 * s), (s, error)
+        assert np.isfinite(np.asarray(grad32)).all()
+        grad_error = np.abs(grad32 - want_grad).max()
+        # (at softness 1e-3 the scores reach 6e4 and both are 1e-4 of the largest entry off)
+        assert grad_error <= 2 * np.abs(log_grad32 - want_grad).max() + 1e-6, (s, grad_error)
