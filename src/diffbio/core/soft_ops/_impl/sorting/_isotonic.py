@@ -484,20 +484,19 @@ def _chunk_size(n: int) -> int:
 
 
 def _row_data(s: Array) -> _Rows:
-    """Prefix sums for the c1 block solve, one lane per row (`_lanes` re-targets them)."""
+    """Prefix sums for the c1 block solve, without lanes yet (`_lanes` assigns them)."""
     n_rows, width = s.shape
     e = s - s[:, :1]  # (R, N)
     zero = jnp.zeros((n_rows, 1), s.dtype)
     prefix_e = jnp.concatenate([zero, jnp.cumsum(e, axis=-1)], axis=-1)  # (R, N + 1)
     prefix_e2 = jnp.concatenate([zero, jnp.cumsum(e * e, axis=-1)], axis=-1)  # (R, N + 1)
-    rows = _Rows(None, None, s.reshape(-1), prefix_e.reshape(-1), prefix_e2.reshape(-1), width)
-    return _lanes(rows, n_rows, 1)
+    return _Rows(None, None, s.reshape(-1), prefix_e.reshape(-1), prefix_e2.reshape(-1), width)
 
 
 def _no_rows(s: Array) -> _Rows:
-    """`_Rows` for modes whose merges read no row data."""
+    """`_Rows` for modes whose merges read no row data (lanes assigned by `_lanes`)."""
     empty = jnp.zeros((1,), s.dtype)
-    return _lanes(_Rows(None, None, empty, empty, empty, s.shape[1]), s.shape[0], 1)
+    return _Rows(None, None, empty, empty, empty, s.shape[1])
 
 
 def _lanes(rows: _Rows, n_rows: int, lanes_per_row: int) -> _Rows:
