@@ -214,10 +214,15 @@ def _one_pass_ranks(z: Array, a_sums: Array, s: Array, coef: Array, positions: A
     p = jax.nn.softmax(scores(coef, z, a_sums) / s, axis=-1)  # (..., n, n)
     total = jnp.sum(p, axis=-2)  # (..., n), at least exp(−κ (n − 1) − log n)
     weighted = jnp.sum(p * positions[:, None].astype(z.dtype), axis=-2)  # (..., n)
-    # both scaled by 1 / Σ P (held constant), so that the derivative of the ratio does
-    # not square a column sum of 1e-20
-    scale = lax.stop_gradient(1.0 / total)
-    return (weighted * scale) / (total * scale)
+    return _column_ratio(weighted, total)
+
+
+def _column_ratio(weighted: Array, sums: Array) -> Array:
+    """`weighted / sums` `(..., n)`, both first scaled by `1 / sums` held constant: the
+    derivative of the ratio of two sums of 1e-24 would square them (1e-48 underflows in
+    float32)."""
+    scale = lax.stop_gradient(1.0 / sums)  # (..., n)
+    return (weighted * scale) / (sums * scale)
 
 
 def _smooth_ranks(
@@ -251,13 +256,8 @@ def _smooth_ranks(
 
     def banded() -> Array:
         hard = ranks_from_order(lax.stop_gradient(z), order, inverse, descending)  # (..., n)
-        # both sums scaled by 1 / Σ P (held constant) first: the derivative of the ratio
-        # of two sums of 1e-24 would square them (1e-48 underflows in float32)
         has_mass = sums > jnp.finfo(sums.dtype).tiny  # (..., n)
-        scale = lax.stop_gradient(1.0 / jnp.where(has_mass, sums, 1.0))  # (..., n)
-        ratio = (jnp.where(has_mass, weighted, 1.0) * scale) / (
-            jnp.where(has_mass, sums, 1.0) * scale
-        )
+        ratio = _column_ratio(jnp.where(has_mass, weighted, 1.0), jnp.where(has_mass, sums, 1.0))
         return jnp.where(has_mass, ratio, hard)
 
     return lax.cond(exact, banded, lambda: _log_domain_ranks(z, a_sums, s, coef, positions))
