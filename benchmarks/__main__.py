@@ -39,7 +39,12 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="row lengths n")
-    p.add_argument("--repeats", type=int, default=7, help="timed calls per case (median)")
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=7,
+        help="least samples per library and case (median); also sampled for repeats x 10 ms",
+    )
     p.add_argument(
         "--ops",
         nargs="+",

@@ -13,6 +13,7 @@ import inspect
 import math
 import os
 import platform
+import random
 import re
 import statistics
 import sys
@@ -45,8 +46,12 @@ COMPILE_LIMIT = 120.0
 MIN_REPEATS = 5
 BASELINE = "jnp.sort"
 """Timed in the same rounds as every case: the denominator of its ratios."""
-MIN_SAMPLE_SECONDS = 0.01
+MIN_SAMPLE_SECONDS = 0.001
 MAX_RUN_CALLS = 50
+SECONDS_PER_REPEAT = 0.01
+"""Each library is sampled for at least `repeats × SECONDS_PER_REPEAT` per case (in
+samples of about `MIN_SAMPLE_SECONDS`), and at least `repeats` times."""
+MAX_SAMPLES = 1000
 GUARD_TOL = 1e-3
 # Growth of one call with n (exponent of n) used to extrapolate from the smaller size;
 # conservative (an over-estimate only skips what is already close to the budget).
@@ -289,16 +294,22 @@ class Prepared:
 def median_times(prepared: dict[str, Prepared], repeats: int, budget: float) -> dict:
     """Per library, (median seconds, number of samples, status, reason) of its calls.
 
-    The libraries are timed in turn, one sample each per round, so that a slow spell of
-    the machine falls on all of them alike. A sample is one call, or, for calls under
+    The libraries are timed in turn, one sample each per round and in a new (seeded
+    random) order each round, so that a slow spell of the machine falls on all of them
+    alike and none always pays for coming first. A sample is one call, or, for calls under
     `MIN_SAMPLE_SECONDS`, the mean of a run of calls that lasts about that long (each
     call still waited for with `block_until_ready`), so that timer resolution and
-    scheduling jitter do not decide sub-millisecond cases. A single (warm-up) call
-    stands for a library whose minimum number of samples would pass ``budget``.
+    scheduling jitter do not decide sub-millisecond cases. Each library takes at least
+    `repeats` samples and at least `repeats × SECONDS_PER_REPEAT` of them in all: short
+    calls give many short samples, spread evenly over the rounds, so that the libraries
+    alternate every millisecond or so rather than every 10 ms (at B = 32, n = 64 the
+    ratio of two libraries then moves by a few percent between runs, not by 30%). A
+    single (warm-up) call stands for a library whose minimum number of samples would
+    pass ``budget``.
     """
     min_repeats = min(MIN_REPEATS, repeats)
     results: dict[str, tuple] = {}
-    runs: dict[str, tuple[Prepared, int]] = {}
+    runs: dict[str, tuple[Prepared, int, int]] = {}
     for name, ready in prepared.items():
         if ready.first_seconds * min_repeats > budget:
             results[name] = (
@@ -312,13 +323,22 @@ def median_times(prepared: dict[str, Prepared], repeats: int, budget: float) -> 
         # a second call sizes the runs (the first one may include one-off work)
         start = time.perf_counter()
         jax.block_until_ready(ready.compiled(*ready.args))
-        once = time.perf_counter() - start
-        calls = int(min(MAX_RUN_CALLS, max(1, MIN_SAMPLE_SECONDS // max(once, 1e-7))))
-        runs[name] = (ready, calls)
+        once = max(time.perf_counter() - start, 1e-7)
+        calls = int(min(MAX_RUN_CALLS, max(1, MIN_SAMPLE_SECONDS // once)))
+        wanted = math.ceil(repeats * SECONDS_PER_REPEAT / (calls * once))
+        runs[name] = (ready, calls, int(min(MAX_SAMPLES, max(repeats, wanted))))
+    rounds = max((count for _, _, count in runs.values()), default=0)
     samples: dict[str, list[float]] = {name: [] for name in runs}
     spent = dict.fromkeys(runs, 0.0)
-    for _ in range(repeats):
-        for name, (ready, calls) in runs.items():
+    order = list(runs)
+    shuffle = random.Random(0).shuffle
+    for i in range(rounds):
+        shuffle(order)  # no library always comes first, or right after the same one
+        for name in order:
+            ready, calls, count = runs[name]
+            # `count` samples spread evenly over the rounds
+            if (i + 1) * count // rounds == i * count // rounds:
+                continue
             if spent[name] > budget and len(samples[name]) >= min_repeats:
                 continue
             start = time.perf_counter()

@@ -100,9 +100,12 @@ def test_softjax_agrees_on_the_same_input():
 
 
 def test_libraries_are_timed_in_turn_and_fast_calls_in_runs():
-    """`median_times` alternates the libraries round by round, times a call of 0.5 ms in
-    runs of several calls (10 ms samples), a slow one alone, and keeps to the budget
-    (bounds loose enough for a loaded machine)."""
+    """`median_times` alternates the libraries round by round, in a seeded random order
+    each round, times a call of 0.5 ms in
+    runs of calls (1 ms samples) and takes `repeats × 10 ms` of them, spreads the three
+    samples of a 12 ms call evenly over the rounds, and keeps to the budget (bounds
+    loose enough for a loaded machine)."""
+    import random
     import time
 
     calls = []
@@ -117,12 +120,27 @@ def test_libraries_are_timed_in_turn_and_fast_calls_in_runs():
 
     prepared = {"ours": fake("ours", 0.0005), "peer": fake("peer", 0.012)}
     timings = harness.median_times(prepared, repeats=3, budget=10.0)
-    # one sizing call each, then rounds of [a run of ours, one call of the peer]
+    # one sizing call each, then `rounds` rounds of [a run of ours, and in three of
+    # them, evenly spaced, one call of the peer]
     timed = calls[2:]
-    run = timed.index("peer")
-    assert 2 <= run <= harness.MIN_SAMPLE_SECONDS // 0.0005
-    assert timed == (["ours"] * run + ["peer"]) * 3
-    assert timings["ours"][1:3] == (3, "ok") and timings["peer"][1:3] == (3, "ok")
+    rounds, peer_samples = timings["ours"][1], timings["peer"][1]
+    assert peer_samples == 3 and 10 <= rounds <= 3 * 0.01 / 0.0005
+    run, left = divmod(len(timed) - peer_samples, rounds)
+    assert left == 0 and 1 <= run <= harness.MIN_SAMPLE_SECONDS // 0.0005
+    expected, order = [], ["ours", "peer"]
+    shuffle = random.Random(0).shuffle
+    for i in range(rounds):
+        shuffle(order)
+        for name in order:
+            if name == "ours":
+                expected += ["ours"] * run
+            elif (i + 1) * 3 // rounds != i * 3 // rounds:
+                expected.append("peer")
+    assert timed == expected
+    # the peer's first sample comes a third of the way through the rounds
+    first_peer = timed.index("peer")
+    assert run * (rounds // 3 - 1) <= first_peer <= run * (rounds // 3 + 1)
+    assert timings["ours"][2] == "ok" and timings["peer"][2] == "ok"
     assert 0.0005 <= timings["ours"][0] < 0.005 and 0.012 <= timings["peer"][0] < 0.05
     # a call whose minimum number of samples would pass the budget stands alone
     slow = harness.median_times({"ours": fake("ours", 0.05)}, repeats=7, budget=0.1)
