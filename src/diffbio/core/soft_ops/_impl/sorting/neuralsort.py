@@ -22,6 +22,7 @@ columns (`_neuralsort_band`, O(n √n)), falling back to every column where a le
 weight could be felt.
 """
 
+import functools
 import math
 
 import jax
@@ -169,7 +170,7 @@ def rank(
     if mode == "smooth":
         block = block_rows(x.shape[:-1], n)
         if standardize and n <= block and _one_pass_is_exact(n, softness, z.dtype):
-            ranks = _one_pass_ranks(z, a_sums, s, coef, positions)
+            ranks = _one_pass_ranks(z, a_sums, s, descending)
         else:
             ranks = _smooth_ranks(z, a_sums, s, softness, coef, positions, descending)
         return ranks.astype(output_dtype(x))
@@ -207,14 +208,49 @@ def _one_pass_is_exact(n: int, softness: object, dtype: jnp.dtype) -> bool:
     return lowest <= math.log(eps / tiny)
 
 
-def _one_pass_ranks(z: Array, a_sums: Array, s: Array, coef: Array, positions: Array) -> Array:
+@functools.partial(jax.custom_jvp, nondiff_argnums=(3,))
+def _one_pass_ranks(z: Array, a_sums: Array, s: Array, descending: bool) -> Array:
     """Smooth-mode ranks `(..., n)` as the column ratio `Σ_r r P_rj / Σ_r P_rj` of the row
     softmaxes `P` themselves, where `_one_pass_is_exact` shows that no column loses its
-    weight to underflow: one exponential pass instead of the log domain's two."""
+    weight to underflow: one exponential pass instead of the log domain's two.
+
+    With `e_rj = exp(v_rj − max_j v_rj)` and `g_r = 1 / Σ_j e_rj`, both column sums are
+    one product `[r g_r, g_r]ᵀ @ e` (`P_rj = g_r e_rj`), which reads `e` once instead of
+    writing `P` and summing it twice (rank forward at B = 32, n = 64: 0.84–0.94 of
+    SoftJAX's time, 1.04–1.09 with `P` written). The derivative is that of the
+    normalised form, `_normalised_column_ranks`: differentiating the product instead
+    made forward+backward 35% slower.
+    """
+    coef, positions = _rank_coefficients(z, descending)  # (n,), (n,)
+    v = scores(coef, z, a_sums) / s  # (..., n, n): rows r, columns j
+    e = jnp.exp(v - jnp.max(v, axis=-1, keepdims=True))  # (..., n, n)
+    g = 1.0 / jnp.sum(e, axis=-1)  # (..., n): 1 / row sums, in (0, 1]
+    rows = jnp.stack([g * positions, g], axis=-2)  # (..., 2, n)
+    sums = jnp.einsum("...kr,...rj->...kj", rows, e, precision=lax.Precision.HIGHEST)
+    return _column_ratio(sums[..., 0, :], sums[..., 1, :])  # (..., n)
+
+
+@_one_pass_ranks.defjvp
+def _one_pass_ranks_jvp(descending: bool, primals: tuple, tangents: tuple) -> tuple:
+    return jax.jvp(
+        functools.partial(_normalised_column_ranks, descending=descending), primals, tangents
+    )
+
+
+def _normalised_column_ranks(z: Array, a_sums: Array, s: Array, descending: bool) -> Array:
+    """`_one_pass_ranks` with the row softmaxes `P` `(..., n, n)` written out."""
+    coef, positions = _rank_coefficients(z, descending)  # (n,), (n,)
     p = jax.nn.softmax(scores(coef, z, a_sums) / s, axis=-1)  # (..., n, n)
     total = jnp.sum(p, axis=-2)  # (..., n), at least exp(−κ (n − 1) − log n)
-    weighted = jnp.sum(p * positions[:, None].astype(z.dtype), axis=-2)  # (..., n)
+    weighted = jnp.sum(p * positions[:, None], axis=-2)  # (..., n)
     return _column_ratio(weighted, total)
+
+
+def _rank_coefficients(z: Array, descending: bool) -> tuple[Array, Array]:
+    """The score coefficients and the 1-based positions `(n,)` of the rows, in `z`'s dtype."""
+    n = z.shape[-1]
+    positions = jnp.arange(1, n + 1)  # (n,)
+    return coefficients(positions, n, descending, z.dtype), positions.astype(z.dtype)
 
 
 def _column_ratio(weighted: Array, sums: Array) -> Array:
