@@ -302,10 +302,8 @@ def median_times(prepared: dict[str, Prepared], repeats: int, budget: float) -> 
     scheduling jitter do not decide sub-millisecond cases. Each library takes at least
     `repeats` samples and at least `repeats × SECONDS_PER_REPEAT` of them in all: short
     calls give many short samples, spread evenly over the rounds, so that the libraries
-    alternate every millisecond or so rather than every 10 ms (at B = 32, n = 64 the
-    ratio of two libraries then moves by a few percent between runs, not by 30%). A
-    single (warm-up) call stands for a library whose minimum number of samples would
-    pass ``budget``.
+    alternate every millisecond or so rather than every 10 ms. A single (warm-up) call
+    stands for a library whose minimum number of samples would pass ``budget``.
     """
     min_repeats = min(MIN_REPEATS, repeats)
     results: dict[str, tuple] = {}
