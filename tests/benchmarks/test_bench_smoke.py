@@ -101,10 +101,9 @@ def test_softjax_agrees_on_the_same_input():
 
 def test_libraries_are_timed_in_turn_and_fast_calls_in_runs():
     """`median_times` alternates the libraries round by round, in a seeded random order
-    each round, times a call of 0.5 ms in
-    runs of calls (1 ms samples) and takes `repeats × 10 ms` of them, spreads the three
-    samples of a 12 ms call evenly over the rounds, and keeps to the budget (bounds
-    loose enough for a loaded machine)."""
+    each round, times a call of 0.5 ms in runs of calls (1 ms samples) and takes
+    `repeats × 10 ms` of them, spreads the three samples of a 12 ms call evenly over the
+    rounds, and keeps to the budget (bounds loose enough for a loaded machine)."""
     import random
     import time
 

@@ -333,14 +333,15 @@ def test_one_pass_forward_equals_the_normalised_form(descending):
     x = np.stack([rng.normal(size=64), np.round(rng.normal(size=64), 1), np.full(64, 3.0)])
     dx = rng.normal(size=x.shape)
 
+    def inputs(x, s):
+        """`(z, a_sums, s)` of the rows `x` at softness `s`, in `x`'s dtype."""
+        z, s = _common.standardize(x), jnp.asarray(s, x.dtype)
+        return z, abs_row_sums(z, s, "smooth"), s
+
     def forms(x, s):
-        z = _common.standardize(x)
-        a_sums = abs_row_sums(z, jnp.asarray(s, x.dtype), "smooth")
-        s = jnp.asarray(s, x.dtype)
-        product = jax.jit(neuralsort._one_pass_ranks, static_argnums=3)(z, a_sums, s, descending)
-        normalised = jax.jit(neuralsort._normalised_column_ranks, static_argnums=3)(
-            z, a_sums, s, descending
-        )
+        args = (*inputs(x, s), descending)
+        product = jax.jit(neuralsort._one_pass_ranks, static_argnums=3)(*args)
+        normalised = jax.jit(neuralsort._normalised_column_ranks, static_argnums=3)(*args)
         return np.asarray(product), np.asarray(normalised)
 
     for s in (0.1, 1e-3):
@@ -348,10 +349,8 @@ def test_one_pass_forward_equals_the_normalised_form(descending):
             product64, normalised64 = forms(jnp.asarray(x, jnp.float64), s)
             assert np.abs(product64 - normalised64).max() <= 1e-10
             # the custom JVP is the normalised form's
-            z = _common.standardize(jnp.asarray(x))
-            a_sums = abs_row_sums(z, jnp.float64(s), "smooth")
+            primals = inputs(jnp.asarray(x, jnp.float64), s)
             tangents = (jnp.asarray(dx), jnp.asarray(dx[:, ::-1]), jnp.float64(0.5))
-            primals = (z, a_sums, jnp.float64(s))
             _, got = jax.jvp(
                 lambda *a: neuralsort._one_pass_ranks(*a, descending), primals, tangents
             )

@@ -164,11 +164,10 @@ def rank(
         return hard_rank(x, descending)
     n = x.shape[-1]
     xc, s, z, a_sums = _setup(x, softness, mode, standardize)
-    positions = jnp.arange(1, n + 1)  # (n,)
-    coef = coefficients(positions, n, descending, xc.dtype)  # (n,)
+    coef, positions = _rank_coefficients(z, descending)  # (n,), (n,)
+    block = block_rows(x.shape[:-1], n)
 
     if mode == "smooth":
-        block = block_rows(x.shape[:-1], n)
         if standardize and n <= block and _one_pass_is_exact(n, softness, z.dtype):
             ranks = _one_pass_ranks(z, a_sums, s, descending)
         else:
@@ -181,8 +180,7 @@ def rank(
         weighted = jnp.sum(p * pos_block[:, None], axis=-2)  # (..., n)
         return jnp.sum(p, axis=-2), weighted  # (..., n), (..., n)
 
-    block = block_rows(x.shape[:-1], n)
-    col_sums, weighted = sum_row_blocks(columns, (coef, positions.astype(xc.dtype)), block)
+    col_sums, weighted = sum_row_blocks(columns, (coef, positions), block)
     exact = jax.lax.stop_gradient(hard_rank(z, descending))  # (..., n)
     ranks = (weighted + _EMPTY_COLUMN * exact) / (col_sums + _EMPTY_COLUMN)  # (..., n)
     return ranks.astype(output_dtype(x))
