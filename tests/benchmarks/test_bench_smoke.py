@@ -2,6 +2,7 @@
 one repeat, in this process; checks the table and that the correctness guard catches a
 perturbed output."""
 
+import math
 from types import SimpleNamespace
 
 import numpy as np
@@ -99,33 +100,35 @@ def test_softjax_agrees_on_the_same_input():
         assert record["delta"] is not None and not record["delta_flag"], record
 
 
-def test_libraries_are_timed_in_turn_and_fast_calls_in_runs():
+def test_libraries_are_timed_in_turn_and_fast_calls_in_runs(monkeypatch):
     """`median_times` alternates the libraries round by round, in a seeded random order
     each round, times a call of 0.5 ms in runs of calls (1 ms samples) and takes
     `repeats × 10 ms` of them, spreads the three samples of a 12 ms call evenly over the
-    rounds, and keeps to the budget (bounds loose enough for a loaded machine)."""
+    rounds, and keeps to the budget. The harness reads a fake clock that each call
+    advances by its own duration, so the counts are exact on any machine."""
     import random
-    import time
 
+    clock = SimpleNamespace(now=0.0)
+    monkeypatch.setattr(harness, "time", SimpleNamespace(perf_counter=lambda: clock.now))
     calls = []
 
     def fake(name, seconds):
         def compiled(*args):
             calls.append(name)
-            time.sleep(seconds)
+            clock.now += seconds
             return np.zeros(1)
 
         return harness.Prepared(compiled, (), None, seconds, 0.0, 0)
 
     prepared = {"ours": fake("ours", 0.0005), "peer": fake("peer", 0.012)}
     timings = harness.median_times(prepared, repeats=3, budget=10.0)
-    # one sizing call each, then `rounds` rounds of [a run of ours, and in three of
-    # them, evenly spaced, one call of the peer]
+    # one sizing call each, then `rounds` rounds of [a run of two calls of ours (1 ms),
+    # and in three of them, evenly spaced, one call of the peer]
     timed = calls[2:]
-    rounds, peer_samples = timings["ours"][1], timings["peer"][1]
-    assert peer_samples == 3 and 10 <= rounds <= 3 * 0.01 / 0.0005
-    run, left = divmod(len(timed) - peer_samples, rounds)
-    assert left == 0 and 1 <= run <= harness.MIN_SAMPLE_SECONDS // 0.0005
+    run = round(harness.MIN_SAMPLE_SECONDS / 0.0005)
+    rounds = math.ceil(3 * harness.SECONDS_PER_REPEAT / (run * 0.0005) - 1e-9)
+    assert (run, rounds) == (2, 30)
+    assert timings["ours"][1] == rounds and timings["peer"][1] == 3
     expected, order = [], ["ours", "peer"]
     shuffle = random.Random(0).shuffle
     for i in range(rounds):
@@ -136,11 +139,17 @@ def test_libraries_are_timed_in_turn_and_fast_calls_in_runs():
             elif (i + 1) * 3 // rounds != i * 3 // rounds:
                 expected.append("peer")
     assert timed == expected
-    # the peer's first sample comes a third of the way through the rounds
-    first_peer = timed.index("peer")
-    assert run * (rounds // 3 - 1) <= first_peer <= run * (rounds // 3 + 1)
+    # the peer's samples fall in rounds 9, 19 and 29 (a third of the way apart)
+    peer_rounds = [i for i in range(rounds) if (i + 1) * 3 // rounds != i * 3 // rounds]
+    assert peer_rounds == [9, 19, 29]
     assert timings["ours"][2] == "ok" and timings["peer"][2] == "ok"
-    assert 0.0005 <= timings["ours"][0] < 0.005 and 0.012 <= timings["peer"][0] < 0.05
+    assert timings["ours"][0] == pytest.approx(0.0005)
+    assert timings["peer"][0] == pytest.approx(0.012)
     # a call whose minimum number of samples would pass the budget stands alone
     slow = harness.median_times({"ours": fake("ours", 0.05)}, repeats=7, budget=0.1)
     assert slow["ours"][1:3] == (1, "approx")
+    # a library stops at its first sample past the budget (0.1 s: the 9th of 12 ms) once
+    # it has its minimum number of samples
+    calls.clear()
+    capped = harness.median_times({"ours": fake("ours", 0.012)}, repeats=20, budget=0.1)
+    assert capped["ours"][1] == 9 and len(calls) == 1 + 9
