@@ -11,9 +11,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.stats
-from jax.test_util import check_grads
 
 from diffbio.core import soft_ops
+from tests._gradcheck import check_gradient
 from tests.conformance._inputs import dtype_scope, hard_function
 from tests.generated.cases import HARD_CASES, METHODS, OPS, SOFT_CASES, ST_CASES
 
@@ -134,12 +134,6 @@ def call(name, x, **options):
     return getattr(soft_ops, name)(x, **extra_args(name), **options)
 
 
-def jitted(name, **options):
-    """`call` compiled as one program. Eager evaluation compiles every primitive on its
-    own, several times slower for these kernels: only the jit test below runs eagerly."""
-    return jax.jit(lambda x: call(name, x, **options))
-
-
 def one_hot(index, n, dtype):
     return jax.nn.one_hot(index, n, dtype=dtype)
 
@@ -190,13 +184,27 @@ def test_hard_mode_equals_the_hard_equivalent(name, dtype, axis):
 
 def _value_and_gradient(name, mode, method):
     """One compiled program per case, the softness an argument (so every softness below
-    reuses it): `((Σ sin(outputs), outputs), d/dx)` along the last axis."""
+    reuses it): `((Σ sin(outputs), (outputs, vmapped)), d/dx)` along the last axis, where
+    `vmapped` is the same call under `vmap` over the rows."""
+
+    def f(x, softness):
+        return call(name, x, axis=-1, softness=softness, mode=mode, method=method)
 
     def total(x, softness):
-        out = call(name, x, axis=-1, softness=softness, mode=mode, method=method)
-        return sum(jnp.sum(jnp.sin(leaf)) for leaf in jax.tree_util.tree_leaves(out)), out
+        out = f(x, softness)
+        vmapped = jax.vmap(f, in_axes=(0, None))(x, softness)
+        return sum(jnp.sum(jnp.sin(leaf)) for leaf in jax.tree_util.tree_leaves(out)), (
+            out,
+            vmapped,
+        )
 
-    return jax.jit(jax.value_and_grad(total, has_aux=True))
+    value_and_grad = jax.jit(jax.value_and_grad(total, has_aux=True))
+
+    def run(x, softness, vmapped=False):
+        (value, (out, mapped)), grad = value_and_grad(x, softness)
+        return (value, mapped if vmapped else out), grad
+
+    return run
 
 
 def _converges_to_hard(name, method, dtype, run):
@@ -256,15 +264,11 @@ def _invariants(name, mode, method, dtype, run):
 
 
 def _vmap_matches_batched(name, mode, method, dtype, run):
-    """`jit(vmap(f))` over the rows equals the batched call (rows are independent along
+    """`vmap(f)` over the rows equals the batched call (rows are independent along
     axis=-1, so vmap over rows is f itself)."""
     x = separated(dtype)
     (_, batched), _ = run(x, 0.3)
-
-    def f(x, softness):
-        return call(name, x, axis=-1, softness=softness, mode=mode, method=method)
-
-    mapped = jax.jit(jax.vmap(f, in_axes=(0, None)))(x, 0.3)
+    (_, mapped), _ = run(x, 0.3, vmapped=True)
     tol = 2e-2 if dtype == "bfloat16" else 1e-5
     for o, w in zip(
         jax.tree_util.tree_leaves(mapped), jax.tree_util.tree_leaves(batched), strict=True
@@ -297,10 +301,7 @@ def test_gradients_match_finite_differences(name, mode, method, dtype):
             out = call(name, x, softness=softness, mode=mode, method=method, **solver)
             return jax.tree_util.tree_leaves(out)[0]
 
-        check_grads(
-            jax.jit(f), (x, jnp.float64(0.4)), order=1, modes=("rev",), eps=1e-6, atol=1e-4,
-            rtol=1e-4,
-        )
+        check_gradient(f, (x, jnp.float64(0.4)), eps=1e-6, atol=1e-4, rtol=1e-4)
 
 
 # ---------------------------------------------------------------- straight-through
@@ -308,33 +309,29 @@ def test_gradients_match_finite_differences(name, mode, method, dtype):
 
 @pytest.mark.parametrize(("name", "mode", "dtype"), PROFILE_ST)
 def test_straight_through_forward_is_hard_and_gradient_is_soft(name, mode, dtype):
+    """The `_st` forward equals the hard call exactly; its gradient is the soft one's:
+    d/dx Σ cos(st(x)) = Σ -sin(hard) · d soft / dx. One compiled program per case."""
     with dtype_scope(dtype):
         x = separated(dtype)
         st_fn = getattr(soft_ops, f"{name}_st")
-        forward = jax.jit(lambda v: st_fn(v, **extra_args(name), softness=0.5, mode=mode))(x)
-        hard = call(name, x, mode="hard")
-        for f, h in zip(
-            jax.tree_util.tree_leaves(forward), jax.tree_util.tree_leaves(hard), strict=True
-        ):
-            np.testing.assert_array_equal(_np(f), _np(h))
+        hard_leaves = jax.tree_util.tree_leaves(call(name, x, mode="hard"))
 
-        def total(fn, x):
-            out = fn(x, **extra_args(name), softness=0.5, mode=mode)
-            return sum(jnp.sum(jnp.cos(leaf)) for leaf in jax.tree_util.tree_leaves(out))
+        def st_total(v):
+            out = st_fn(v, **extra_args(name), softness=0.5, mode=mode)
+            return sum(jnp.sum(jnp.cos(leaf)) for leaf in jax.tree_util.tree_leaves(out)), out
 
-        st_grad = jax.jit(jax.grad(lambda v: total(st_fn, v)))(x)
-        soft_leaves = jax.tree_util.tree_leaves(jitted(name, softness=0.5, mode=mode)(x))
-        hard_leaves = jax.tree_util.tree_leaves(hard)
-
-        def surrogate(v):  # d/dx sum cos(st(x)) = -sin(hard) * d soft / dx
+        def surrogate(v, hard):
             out = jax.tree_util.tree_leaves(call(name, v, softness=0.5, mode=mode))
-            return sum(
-                jnp.sum(-jnp.sin(jax.lax.stop_gradient(h)) * o)
-                for h, o in zip(hard_leaves, out, strict=True)
-            )
+            assert len(out) == len(hard)
+            return sum(jnp.sum(-jnp.sin(h) * o) for h, o in zip(hard, out, strict=True))
 
-        assert len(soft_leaves) == len(hard_leaves)
+        @jax.jit
+        def program(v, hard):
+            (_, forward), st_grad = jax.value_and_grad(st_total, has_aux=True)(v)
+            return forward, st_grad, jax.grad(surrogate)(v, hard)
+
+        forward, st_grad, soft_grad = program(x, hard_leaves)
+        for f, h in zip(jax.tree_util.tree_leaves(forward), hard_leaves, strict=True):
+            np.testing.assert_array_equal(_np(f), _np(h))
         tol = 2e-2 if dtype == "bfloat16" else 1e-5
-        np.testing.assert_allclose(
-            _np(st_grad), _np(jax.jit(jax.grad(surrogate))(x)), rtol=tol, atol=tol
-        )
+        np.testing.assert_allclose(_np(st_grad), _np(soft_grad), rtol=tol, atol=tol)
