@@ -55,17 +55,21 @@ def test_standardize_of_huge_values_does_not_overflow():
     x = jnp.asarray([0.0, 1e30], dtype=jnp.float32)
     for method in ("softsort", "neuralsort", "sorting_network", "fast_soft_sort", "ot"):
         ops = (("top_k", {"k": 1}), ("sort", {}), ("max", {}))
-        for op, extra in ops[1:2] if method == "ot" else ops:  # ot compiles slowest
+        ops = ops[1:2] if method == "ot" else ops  # ot compiles slowest
 
-            def total(x, s, op=op, extra=extra, method=method):
+        def totals(x, s, ops=ops, method=method):  # one compiled program per method
+            def total(x, s, op, extra):
                 out = getattr(soft_ops, op)(x, softness=s, method=method, **extra)
                 return sum(jnp.sum(leaf) for leaf in jax.tree_util.tree_leaves(out))
 
-            both = jax.jit(jax.value_and_grad(total, argnums=(0, 1)))
-            value, (gx, gs) = both(x, jnp.float32(1e-5))
+            both = {op: jax.value_and_grad(total, argnums=(0, 1)) for op, _ in ops}
+            found = {op: both[op](x, s, op, extra) for op, extra in ops}
+            return found, soft_ops.top_k(x, 1, softness=s, method=method)[0]
+
+        found, top = jax.jit(totals)(x, jnp.float32(1e-5))
+        for op, (value, (gx, gs)) in found.items():
             assert np.isfinite(value) and np.all(np.isfinite(gx)) and np.isfinite(gs), (
                 op, method, value, gx, gs)
-        top = soft_ops.top_k(x, 1, softness=1e-5, method=method)[0]
         np.testing.assert_allclose(top, [1e30], rtol=1e-4, err_msg=method)
     # the standardised scores are unchanged for ordinary inputs
     from diffbio.core.soft_ops._impl.sorting._common import standardize
@@ -288,14 +292,18 @@ def test_jitted_gradient_on_a_huge_constant_row_is_finite():
     are now centred on their entry nearest zero, which is exact on a constant row."""
     x = jnp.full((5,), -6.52524774713974e28, dtype=jnp.float32)
     s = jnp.float32(0.024128951472591108)
+    ops = (("max", {}), ("quantile", {"q": 0.0}), ("sort", {}))
     for method in ("softsort", "neuralsort", "sorting_network", "fast_soft_sort"):
-        for op, kwargs in (("max", {}), ("quantile", {"q": 0.0}), ("sort", {})):
 
-            def total(x, s, op=op, kwargs=kwargs, method=method):
+        def gradients(x, s, method=method):  # one compiled program per method
+            def total(x, s, op, kwargs):
                 out = getattr(soft_ops, op)(x, softness=s, method=method, **kwargs)
                 return jnp.sum(jnp.sin(out))
 
-            gx, gs = jax.jit(jax.grad(total, argnums=(0, 1)))(x, s)
+            grad = jax.grad(total, argnums=(0, 1))
+            return {op: grad(x, s, op, kwargs) for op, kwargs in ops}
+
+        for op, (gx, gs) in jax.jit(gradients)(x, s).items():
             assert np.all(np.isfinite(gx)) and np.isfinite(gs), (op, method, gx, gs)
             # the exact derivative of a constant row's soft value is cos(x) / n per entry
             # (or cos(x) for each of sort's n outputs)
