@@ -146,20 +146,31 @@ def _rows(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 @pytest.mark.parametrize("x64", [False, True], ids=["float32", "float64"])
-@pytest.mark.parametrize("kind", ["random", "tied", "constant", "huge"])
 @pytest.mark.parametrize("n", [1, 2, 7, 64])
 @pytest.mark.parametrize("mode", ["c0", "c1", "c2"])
-def test_bisection_matches_sort_based(mode, n, kind, x64):
-    """The bisection + closed-form threshold equals the sort-based one to round-off."""
+def test_bisection_matches_sort_based(mode, n, x64):
+    """The bisection + closed-form threshold equals the sort-based one to round-off, on
+    random, tied, constant and huge rows (one batch, one compiled program)."""
     alpha = ALPHA[mode]
-    with jax.enable_x64(x64):
-        dtype = jnp.float64 if x64 else jnp.float32
-        v = jnp.asarray(_rows(kind, n, np.random.default_rng(n)), dtype=dtype)
+    kinds = ["random", "tied", "constant", "huge"]
+    rows = np.concatenate([_rows(kind, n, np.random.default_rng(n)) for kind in kinds])
+
+    @jax.jit
+    def thresholds(v):
         if mode == "c0":
             got = simplex._sparsemax_rule(v)
             expected = simplex._sparsemax_rule(v, simplex._sorted_threshold)
         else:
             got = simplex._pnorm_rule(v, alpha)[0]
             expected = simplex._pnorm_rule(v, alpha, simplex._sorted_threshold)[0]
-        np.testing.assert_allclose(got, expected, atol=1e-13 if x64 else 1e-6)
-        np.testing.assert_allclose(got, project_simplex(v, mode), atol=0)
+        return got, expected, project_simplex(v, mode)
+
+    with jax.enable_x64(x64):
+        dtype = jnp.float64 if x64 else jnp.float32
+        got, expected, projected = thresholds(jnp.asarray(rows, dtype=dtype))
+        for i, kind in enumerate(kinds):
+            part = slice(6 * i, 6 * i + 6)  # _rows gives six rows of each kind
+            np.testing.assert_allclose(
+                got[part], expected[part], atol=1e-13 if x64 else 1e-6, err_msg=kind
+            )
+        np.testing.assert_allclose(got, projected, atol=0)
