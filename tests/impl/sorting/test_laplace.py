@@ -25,38 +25,37 @@ def _data(seed, shape):
     return points, values, queries
 
 
+@jax.jit
+def _both_forms(points, values, queries, s, w, separated):
+    """Values, gradients (in the values and the softness) and the derivative of moving
+    points and queries together, of the fast and the dense form: one compiled program
+    that every softness reuses."""
+
+    def loss(f, points, values, queries, s):
+        return jnp.sum(w * f(points, values, queries, s))
+
+    def forms(f):
+        grads = jax.grad(lambda *a: loss(f, *a), argnums=(1, 3))(points, values, queries, s)
+        together = jax.grad(lambda p: jnp.sum(jnp.sin(f(p, p**2, p, s))))(separated)
+        return f(points, values, queries, s), grads, together
+
+    return forms(kernel_average), forms(_dense)
+
+
 @pytest.mark.parametrize("softness", [1e-4, 0.05, 1.0, 1e4])
 def test_matches_the_dense_softmax_average(softness):
     with jax.enable_x64(True):
         points, values, queries = (jnp.asarray(a) for a in _data(0, (3, 11)))
-        s = jnp.float64(softness)
-        np.testing.assert_allclose(
-            kernel_average(points, values, queries, s), _dense(points, values, queries, s),
-            rtol=1e-11, atol=1e-11,
-        )
         w = jnp.cos(jnp.arange(queries.size, dtype=jnp.float64)).reshape(queries.shape)
-
-        def loss(f, points, values, queries, s):
-            return jnp.sum(w * f(points, values, queries, s))
-
-        fast = jax.jit(jax.grad(lambda *a: loss(kernel_average, *a), argnums=(1, 3)))(
-            points, values, queries, s
-        )
-        dense = jax.jit(jax.grad(lambda *a: loss(_dense, *a), argnums=(1, 3)))(
-            points, values, queries, s
-        )
-        # the softness derivative carries 1/s² factors: rounding of order 1e-16/s²
-        for got, want, atol in zip(fast, dense, (1e-9, 1e-8), strict=True):
-            np.testing.assert_allclose(got, want, rtol=1e-9, atol=atol)
         # moving the points and queries together (as sort and rank do) has the same
         # derivative as the dense form away from ties
         separated = jnp.asarray(np.sort(np.random.default_rng(1).normal(size=(2, 9)), -1))
-
-        def together(f):
-            return jax.grad(lambda p: jnp.sum(jnp.sin(f(p, p**2, p, s))))(separated)
-
-        np.testing.assert_allclose(together(kernel_average), together(_dense), rtol=1e-9,
-                                   atol=1e-9 / softness)
+        fast, dense = _both_forms(points, values, queries, jnp.float64(softness), w, separated)
+        np.testing.assert_allclose(fast[0], dense[0], rtol=1e-11, atol=1e-11)
+        # the softness derivative carries 1/s² factors: rounding of order 1e-16/s²
+        for got, want, atol in zip(fast[1], dense[1], (1e-9, 1e-8), strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-9, atol=atol)
+        np.testing.assert_allclose(fast[2], dense[2], rtol=1e-9, atol=1e-9 / softness)
 
 
 def test_one_dimensional_and_single_point():
