@@ -80,12 +80,17 @@ def test_rank_of_a_column_with_no_mass_is_its_exact_rank():
     # In c0 mode with a wide soft abs, NeuralSort gives the isolated maximum (index 4) no
     # mass in any row; its rank falls back to the exact one instead of 0/0.
     z = jnp.array([0.696, 0.422, 0.378, 0.378, 0.882, 0.22, 0.434])
-    perm = neuralsort.argsort(z, 0.1, "c0", False, False)
+    perm, ranks, grad = jax.jit(
+        lambda z: (
+            neuralsort.argsort(z, 0.1, "c0", False, False),
+            neuralsort.rank(z, 0.1, "c0", False, False),
+            jax.grad(lambda z: neuralsort.rank(z, 0.1, "c0").sum())(z),
+        )
+    )(z)
     assert float(perm[:, 4].sum()) == 0.0
-    ranks = neuralsort.rank(z, 0.1, "c0", False, False)
     assert float(ranks[4]) == 7.0
     assert bool(jnp.all((ranks >= 1) & (ranks <= 7)))
-    assert bool(jnp.all(jnp.isfinite(jax.grad(lambda z: neuralsort.rank(z, 0.1, "c0").sum())(z))))
+    assert bool(jnp.all(jnp.isfinite(grad)))
 
 
 def _dense_ranks(x, softness, descending):
@@ -97,6 +102,13 @@ def _dense_ranks(x, softness, descending):
     p = jax.nn.softmax(neuralsort.scores(coef, z, a_sums) / s, axis=-1)  # (..., n, n)
     columns = jnp.sum(p, axis=-2)
     return jnp.sum(p * jnp.arange(1, n + 1)[:, None], axis=-2) / columns, columns
+
+
+@jax.jit
+def _dense_ranks_and_pullback(x, w):
+    """`_dense_ranks` (softness 0.1, descending), its column sums and its VJP at `w`."""
+    (ranks, columns), pullback = jax.vjp(lambda v: _dense_ranks(v, 0.1, True), x)
+    return ranks, columns, pullback((w, jnp.zeros_like(columns)))[0]
 
 
 @pytest.mark.parametrize(("n", "band"), [(300, False), (1024, True)])
@@ -112,12 +124,10 @@ def test_smooth_rank_is_the_column_ratio_where_columns_are_light(n, band):
     kwargs = {"softness": 0.1, "descending": True}
     with jax.enable_x64(True):
         xj, wj = jnp.asarray(x), jnp.asarray(w)
-        want, columns = _dense_ranks(xj, 0.1, True)
+        want, columns, want_grad = _dense_ranks_and_pullback(xj, wj)
         assert float(columns.min()) < 1e-4  # δ would move such a rank by 1e-3
         assert _common.block_rows((2,), n) < n or band  # several blocks of rows
         got, got_grad = _value_and_grad("rank", xj, wj, **kwargs)
-        _, pullback = jax.vjp(lambda v: _dense_ranks(v, 0.1, True)[0], xj)
-        want_grad = pullback(wj)[0]
     np.testing.assert_allclose(got, want, rtol=1e-10)
     np.testing.assert_allclose(got_grad, want_grad, rtol=0, atol=1e-9 * np.abs(want_grad).max())
     got32, grad32 = _value_and_grad(
@@ -130,14 +140,20 @@ def test_smooth_rank_is_the_column_ratio_where_columns_are_light(n, band):
 def test_ties_give_no_gradient_jump():
     """The soft abs makes the scores smooth through a tie (|·| would kink there)."""
     f = lambda t: neuralsort.sort(jnp.array([0.0, t, 1.0]), S, "smooth", False, False)[1]
-    grads = [float(jax.grad(f)(t)) for t in (-1e-4, 0.0, 1e-4)]
+    grad = jax.jit(jax.grad(f))
+    grads = [float(grad(t)) for t in (-1e-4, 0.0, 1e-4)]
     np.testing.assert_allclose(grads, grads[1], atol=1e-3)
 
 
 def test_ungated_gradient_is_the_soft_permutation():
     x = jnp.array([0.3, -1.0, 2.0, 0.1])
-    jac = jax.jacrev(lambda x: neuralsort.sort(x, S, gated_grad=False))(x)
-    np.testing.assert_allclose(jac, neuralsort.argsort(x, S), atol=1e-6)
+    jac, perm = jax.jit(
+        lambda x: (
+            jax.jacrev(lambda x: neuralsort.sort(x, S, gated_grad=False))(x),
+            neuralsort.argsort(x, S),
+        )
+    )(x)
+    np.testing.assert_allclose(jac, perm, atol=1e-6)
 
 
 def test_sort_and_rank_memory_are_blocked():
