@@ -300,22 +300,26 @@ def _finite_everything(x, softness):
     return value, *grads
 
 
-def test_float32_edge_cases_are_finite_up_to_n_4096(cheap_jit):
-    """Values and gradients of every mode, sort and rank, at n = 4096 in float32: a normal
-    row, one with half its entries tied, a repeated pattern of ties and a constant row,
-    at scales 1 and 1e-20 and softnesses from 1e-6 to 1e6 (one compiled program)."""
+@pytest.mark.parametrize("n", [5, 4096])
+def test_float32_edge_cases_are_finite(cheap_jit, n):
+    """Values and gradients of every mode, sort and rank, in float32 at n = 5 (one chunk)
+    and n = 4096 (many chunks and seams): ties, a repeated pattern of ties and a constant
+    row (and at n = 4096 a normal row and one with half its entries tied), at scales 1 and
+    1e-20 and softnesses from 1e-6 to 1e6 (one compiled program per n)."""
     rng = np.random.default_rng(3)
-    n = 4096
     half_tied = rng.normal(size=n)
     half_tied[::2] = 0.5
-    rows = np.stack(
-        [rng.normal(size=n), half_tied, np.resize([1.0, 0.0, 1.0, 1.0, 2.0], n), np.full(n, 3.0)]
-    )
+    rows = np.stack([np.resize([1.0, 0.0, 1.0, 1.0, 2.0], n), np.full(n, 3.0)])
+    if n > 5:
+        rows = np.concatenate([rows, [rng.normal(size=n), half_tied]])
     for scale in (1.0, 1e-20):
         x = jnp.asarray(rows * scale, jnp.float32)
         for softness in (1e-6, 0.1, 1e6):
-            out = cheap_jit("finite4096", _finite_everything, x, jnp.float32(softness))
+            out = cheap_jit("finite", _finite_everything, x, jnp.float32(softness))
             assert all(bool(jnp.all(jnp.isfinite(v))) for v in out), (scale, softness)
+
+
+def test_float64_huge_and_tiny_rows_are_finite(cheap_jit):
     rows = np.array([[1e30, -1e30, 0.0, 1e29, 5.0], [1e-30] * 5])
     with jax.enable_x64(True):  # |x| up to 1e30 (unstandardised moments would overflow)
         x = jnp.asarray(rows, jnp.float64)
