@@ -2,7 +2,6 @@
 one repeat, in this process; checks the table and that the correctness guard catches a
 perturbed output."""
 
-import math
 from types import SimpleNamespace
 
 import numpy as np
@@ -124,10 +123,11 @@ def test_libraries_are_timed_in_turn_and_fast_calls_in_runs(monkeypatch):
     timings = harness.median_times(prepared, repeats=3, budget=10.0)
     # one sizing call each, then `rounds` rounds of [a run of two calls of ours (1 ms),
     # and in three of them, evenly spaced, one call of the peer]
+    # runs of 1 ms / 0.5 ms = 2 calls; 3 repeats x 10 ms of 1 ms samples = 30 rounds; the
+    # peer's three samples fall in rounds 9, 19 and 29 (a third of the way apart)
     timed = calls[2:]
-    run = round(harness.MIN_SAMPLE_SECONDS / 0.0005)
-    rounds = math.ceil(3 * harness.SECONDS_PER_REPEAT / (run * 0.0005) - 1e-9)
-    assert (run, rounds) == (2, 30)
+    run, rounds, peer_rounds = 2, 30, (9, 19, 29)
+    assert (harness.MIN_SAMPLE_SECONDS, harness.SECONDS_PER_REPEAT) == (0.001, 0.01)
     assert timings["ours"][1] == rounds and timings["peer"][1] == 3
     expected, order = [], ["ours", "peer"]
     shuffle = random.Random(0).shuffle
@@ -136,12 +136,9 @@ def test_libraries_are_timed_in_turn_and_fast_calls_in_runs(monkeypatch):
         for name in order:
             if name == "ours":
                 expected += ["ours"] * run
-            elif (i + 1) * 3 // rounds != i * 3 // rounds:
+            elif i in peer_rounds:
                 expected.append("peer")
     assert timed == expected
-    # the peer's samples fall in rounds 9, 19 and 29 (a third of the way apart)
-    peer_rounds = [i for i in range(rounds) if (i + 1) * 3 // rounds != i * 3 // rounds]
-    assert peer_rounds == [9, 19, 29]
     assert timings["ours"][2] == "ok" and timings["peer"][2] == "ok"
     assert timings["ours"][0] == pytest.approx(0.0005)
     assert timings["peer"][0] == pytest.approx(0.012)

@@ -1,5 +1,7 @@
 """NeuralSort kernels against their closed forms (NumPy, float64)."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -104,10 +106,10 @@ def _dense_ranks(x, softness, descending):
     return jnp.sum(p * jnp.arange(1, n + 1)[:, None], axis=-2) / columns, columns
 
 
-@jax.jit
-def _dense_ranks_and_pullback(x, w):
-    """`_dense_ranks` (softness 0.1, descending), its column sums and its VJP at `w`."""
-    (ranks, columns), pullback = jax.vjp(lambda v: _dense_ranks(v, 0.1, True), x)
+@functools.partial(jax.jit, static_argnames=("softness", "descending"))
+def _dense_ranks_and_pullback(x, w, softness, descending):
+    """`_dense_ranks`, its column sums and its VJP at `w`, compiled as one program."""
+    (ranks, columns), pullback = jax.vjp(lambda v: _dense_ranks(v, softness, descending), x)
     return ranks, columns, pullback((w, jnp.zeros_like(columns)))[0]
 
 
@@ -124,7 +126,7 @@ def test_smooth_rank_is_the_column_ratio_where_columns_are_light(n, band):
     kwargs = {"softness": 0.1, "descending": True}
     with jax.enable_x64(True):
         xj, wj = jnp.asarray(x), jnp.asarray(w)
-        want, columns, want_grad = _dense_ranks_and_pullback(xj, wj)
+        want, columns, want_grad = _dense_ranks_and_pullback(xj, wj, **kwargs)
         assert float(columns.min()) < 1e-4  # δ would move such a rank by 1e-3
         assert _common.block_rows((2,), n) < n or band  # several blocks of rows
         got, got_grad = _value_and_grad("rank", xj, wj, **kwargs)
