@@ -34,17 +34,31 @@ HARD = _ordering(HARD_CASES) + [
 ]
 SOFT = _ordering(SOFT_CASES)
 ST = _ordering(ST_CASES)
-# Compilation dominates the soft checks: `make test` runs them in float32 (float64 for
-# finite differences), the slow profile (`make test-full`) in every dtype. The methods
-# that run an iterative solver (ot's Sinkhorn / dual solvers, smooth_sort's Newton loop)
-# compile slowest: `make test` covers them on a representative subset of the operations,
-# the slow profile on all.
+# Compilation dominates the soft checks, so `make test` runs a quick profile and the slow
+# profile (`make test-full`) runs every row in every dtype. The quick profile keeps every
+# operation once with its default method (smooth mode, float32 for the limits, invariants
+# and vmap; float64 for finite differences) and every (method, mode) pair at least once:
+# - the other methods run the operations that reach their kernels by their own code
+#   (sort, argsort, rank and the quantile kernels; argsort and rank in the finite-
+#   difference check); max, min, top_k, argmax, argmin and the restated operations read
+#   the same soft permutation or sorted values;
+# - the sparse modes (c0, c1, c2: the L2 and p-norm 3/2, 4/3 projections) run `rank`,
+#   which goes through the same projection as every other operation of the method;
+# - the methods that run an iterative solver (ot's Sinkhorn and dual solvers,
+#   smooth_sort's Newton loop) compile slowest: `rank` in smooth mode and c0 (c1/c2
+#   solve the same p-norm dual as c0), and ot's `argsort` (the plan) in smooth mode.
 SOLVER_METHODS = {"ot", "smooth_sort"}
-REPRESENTATIVE_OPS = {"sort", "argsort", "rank"}
-"""Operations a solver method runs in `make test` (float32 checks)."""
+SOLVER_QUICK = {("rank", "smooth"), ("rank", "c0"), ("argsort", "smooth")}
+"""(operation, mode) pairs a solver method runs in `make test`."""
+REPRESENTATIVE_OPS = {"sort", "argsort", "rank", "quantile", "argquantile"}
+"""Operations a method other than the operation's default runs in `make test`."""
 REPRESENTATIVE_FD_OPS = {"argsort", "rank"}
-"""... and in the float64 finite-difference check (argsort: ot's plan; rank: both; sort
-is argsort's plan times x)."""
+"""... and in the float64 finite-difference check (sort is argsort's soft permutation
+times x; the quantile kernels interpolate the same soft permutation's rows). A method
+without a SoftIndex (fast_soft_sort) runs `sort` there instead of `argsort`."""
+SPARSE_MODES = {"c0", "c1", "c2"}
+SPARSE_QUICK_OP = "rank"
+"""The operation the sparse modes run in `make test`."""
 TIGHT_SOLVER = {
     "ot": {"tol": 1e-12, "max_iter": 100000, "cg_tol": 1e-13},
     "smooth_sort": {"tol": 1e-12, "max_iter": 5000, "cg_tol": 1e-13, "cg_max_iter": 1000},
@@ -52,45 +66,35 @@ TIGHT_SOLVER = {
 """Solver options (`ot_kwargs`) for the float64 finite-difference checks."""
 
 
-SPARSE_MODES = {"c0", "c1", "c2"}
-"""The sparse projections (L2 and the p-norms 3/2, 4/3). Every operation of a method
-reaches its projection through the same code as `sort`/`argsort`/`rank`: `make test`
-runs them on those representative operations and `smooth` on every operation; the slow
-profile runs everything."""
+def _quick(name, mode, method, representative):
+    """Whether the row (operation, mode, method) is in `make test`'s quick profile."""
+    if method in SOLVER_METHODS:
+        return (name, mode) in SOLVER_QUICK
+    if mode in SPARSE_MODES:
+        return name == SPARSE_QUICK_OP
+    if name == "sort" and "argsort" in representative and not METHODS[method]["soft_index"]:
+        return True
+    return method == OPS[name]["default_method"] or name in representative
 
 
-RESTATED_OPS = {"min", "argmin", "median", "percentile", "argmedian", "argpercentile"}
-"""Operations that restate another on the same kernel (min = −max(−x), median = the 0.5
-quantile, percentile = the quantile of p/100): `make test` runs them with their default
-method, the slow profile with every method."""
-
-
-def _profile(cases, dtype, representative=REPRESENTATIVE_OPS, solver_modes=None):
-    def fast(case):
+def _profile(cases, dtype, representative):
+    def quick(case):
         name, mode, method, case_dtype = case.values
-        if mode in SPARSE_MODES and name not in representative:
-            return False
-        if name in RESTATED_OPS and method != OPS[name]["default_method"]:
-            return False
-        solver_ok = name in representative and (solver_modes is None or mode in solver_modes)
-        return case_dtype == dtype and (method not in SOLVER_METHODS or solver_ok)
+        return case_dtype == dtype and _quick(name, mode, method, representative)
 
     return [
-        c if fast(c) else pytest.param(*c.values, id=c.id, marks=pytest.mark.slow) for c in cases
+        c if quick(c) else pytest.param(*c.values, id=c.id, marks=pytest.mark.slow) for c in cases
     ]
 
 
-PROFILE_SOFT = _profile(SOFT, "float32", solver_modes={"smooth", "c0"})
+PROFILE_SOFT = _profile(SOFT, "float32", REPRESENTATIVE_OPS)
 FLOAT64_SOFT = _profile(
-    [c for c in SOFT if c.values[3] == "float64"],
-    "float64",
-    REPRESENTATIVE_FD_OPS,
-    solver_modes={"smooth", "c0"},  # c1/c2 solve the same p-norm dual as c0: slow profile
+    [c for c in SOFT if c.values[3] == "float64"], "float64", REPRESENTATIVE_FD_OPS
 )
 PROFILE_ST = [
     c
     if c.values[2] == "float32"
-    and (c.values[1] not in SPARSE_MODES or c.values[0].removesuffix("_st") in REPRESENTATIVE_OPS)
+    and (c.values[1] not in SPARSE_MODES or c.values[0].removesuffix("_st") == SPARSE_QUICK_OP)
     else pytest.param(*c.values, id=c.id, marks=pytest.mark.slow)
     for c in ST
 ]

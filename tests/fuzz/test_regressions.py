@@ -120,6 +120,9 @@ def test_soft_values_of_a_large_constant_row_have_finite_gradients():
     np.testing.assert_allclose(soft_ops.sort(x, method="softsort"), np.full(5, value), rtol=1e-6)
 
 
+# Reproductions on the solver methods (smooth_sort's Newton loop, ot's dual solvers)
+# compile slowest: they run in `make test-full`.
+@pytest.mark.slow
 def test_ot_gradient_of_a_single_element_row():
     """rank(x=[0.0], method="ot") in float32: the implicit derivative took the largest
     of the n − 1 chain conductances, an empty array for n = 1 (a trace-time ValueError).
@@ -158,6 +161,7 @@ def test_piecewise_comparison_in_bfloat16_stays_in_unit_interval():
                                                               "c2": 0.1875}[mode], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_smooth_sort_far_from_float64_at_1e5():
     """sort([1e5, 0, 3], softness=10, method="smooth_sort") in float32 was NaN (an L-BFGS
     line search accepted a trial point whose dual overflowed), then 3% from the float64
@@ -176,6 +180,7 @@ def test_smooth_sort_far_from_float64_at_1e5():
     assert np.all(np.isfinite(np.asarray(grad)))
 
 
+@pytest.mark.slow
 def test_smooth_sort_of_values_spread_over_1e30():
     """sort([1e30, -6.7e-30], softness=10.1, smooth_sort) was -inf in float32 (and -1.8e59
     in float64). Three causes: the tolerance took the std of the bound increments, whose
@@ -221,6 +226,7 @@ def test_smooth_sort_of_values_spread_over_1e30():
                                        atol=1e-4 * np.max(np.abs(g64)), err_msg=f"{scale} {op}")
 
 
+@pytest.mark.slow
 def test_smooth_sort_of_a_huge_constant_row():
     """A constant row of 1e9 (or 1.2e30) in float32: the bound increments w + O(τ) rounded
     their O(τ) differences away (negative 'c', a dual unbounded below, NaN values), and
@@ -245,6 +251,7 @@ def test_smooth_sort_of_a_huge_constant_row():
             assert np.all(np.isfinite(np.asarray(gx))) and np.isfinite(gs), (op, gx, gs)
 
 
+@pytest.mark.slow
 def test_smooth_sort_softness_gradient_next_to_a_gap_of_1e35():
     """rank([-2.73, 1e30, 1e30, -2.73, -1e-28], softness=1.03e-5, smooth_sort) in float32:
     the softness gradient was NaN (eager) or -inf (jit). The tangent of the scores z / s
@@ -313,6 +320,7 @@ def test_jitted_gradient_on_a_huge_constant_row_is_finite():
                 err_msg=f"{op} {method}")
 
 
+@pytest.mark.slow
 def test_centring_keeps_the_small_entries_next_to_a_huge_one():
     """rank([3, -1e-30, -9.05, -2.96e15, 1e30], s=29437, smooth_sort) in float32 was
     [4.1, 2.1, 0.5, -1.4, 9.7] (float64: [4.6, 3.0, 1.4, -3.7, 9.7]): centring on the
@@ -333,9 +341,8 @@ def test_centring_keeps_the_small_entries_next_to_a_huge_one():
                                    atol=1e-3, err_msg=method)
 
 
-@pytest.mark.parametrize(  # p = 2 and p = 4/3 (c1, p = 3/2, lies between)
-    "mode", ["c0", pytest.param("c2", marks=pytest.mark.slow)]
-)
+@pytest.mark.slow  # a solver method's reproduction (see above)
+@pytest.mark.parametrize("mode", ["c0", "c2"])  # p = 2 and p = 4/3 (c1, p = 3/2, lies between)
 def test_ot_soft_sort_is_monotone_in_float64(mode):
     """sort(method="ot", mode="c0") of [-0, -1e-30, -1.147e-8, 3, 3.8143] in float64 broke
     its order by 2.5e-7: a plan's marginals hold to the solver tolerance (1e-4), so the

@@ -39,6 +39,7 @@ def test_solve_matches_a_dense_solve_in_float64(m, regime):
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 * np.abs(want).max())
 
 
+@pytest.mark.slow  # scale (n = 4096): `make test-full`
 def test_laplacian_in_float32_at_n_4096():
     """The ill-conditioned case (condition number ~ m² = 1.7e7): the error stays at a
     few ulps of the solution, where a pivoting sweep loses about 1e-3 of it."""

@@ -10,6 +10,7 @@ from scipy.stats import rankdata
 
 from diffbio.core.soft_ops._impl.sorting import fast_soft_sort as fss
 from tests._gradcheck import check_gradient
+from tests._profile import quick_only
 
 MODES = ["smooth", "c0", "c1", "c2"]
 _CHEAP = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
@@ -132,7 +133,7 @@ def test_matches_numpy_pav(outputs64, mode):
             )
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", quick_only(MODES, ["c1"]))  # c1: the search in a row
 def test_rows_of_many_chunks_match_numpy_pav(cheap_jit, mode):
     """At n = 150 the solver cuts each row into 5 chunks of 32 (`_isotonic._chunk_size`):
     blocks that span chunks pool across the seams, and in c1 mode pooled blocks whose
@@ -166,7 +167,7 @@ def test_rows_of_many_chunks_match_numpy_pav(cheap_jit, mode):
                 )
 
 
-@pytest.mark.parametrize("mode", ["c0", "smooth"])
+@pytest.mark.parametrize("mode", quick_only(["c0", "smooth"], ["c0"]))
 def test_seams_of_many_levels_match_numpy_pav(cheap_jit, mode):
     """At n = 1000 the solver cuts each row into 8 chunks of 128 (24 of them padding),
     joined in three levels of seams, and passes in one step over runs of positions that
@@ -261,6 +262,10 @@ def test_sorted_and_sum_preserving(outputs64, mode):
     )
 
 
+# The generated conformance rows check the float64 finite differences of every mode's
+# rank (and smooth sort) in `make test`; this check (both orders, unstandardised sorts,
+# forward mode too) runs in `make test-full`.
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", MODES)
 def test_gradients_match_finite_differences(mode):
     def f(x, softness):
@@ -300,7 +305,7 @@ def _finite_everything(x, softness):
     return value, *grads
 
 
-@pytest.mark.parametrize("n", [5, 4096])
+@pytest.mark.parametrize("n", quick_only([5, 4096], [5]))  # n = 4096: `make test-full`
 def test_float32_edge_cases_are_finite(cheap_jit, n):
     """Values and gradients of every mode, sort and rank, in float32 at n = 5 (one chunk)
     and n = 4096 (many chunks and seams): ties, a repeated pattern of ties and a constant
@@ -319,6 +324,7 @@ def test_float32_edge_cases_are_finite(cheap_jit, n):
             assert all(bool(jnp.all(jnp.isfinite(v))) for v in out), (scale, softness)
 
 
+@pytest.mark.slow
 def test_float64_huge_and_tiny_rows_are_finite(cheap_jit):
     rows = np.array([[1e30, -1e30, 0.0, 1e29, 5.0], [1e-30] * 5])
     with jax.enable_x64(True):  # |x| up to 1e30 (unstandardised moments would overflow)
@@ -328,7 +334,7 @@ def test_float64_huge_and_tiny_rows_are_finite(cheap_jit):
             assert all(bool(jnp.all(jnp.isfinite(v))) for v in out), softness
 
 
-@pytest.mark.parametrize("n", [1, 2])
+@pytest.mark.parametrize("n", quick_only([1, 2], [1]))
 def test_tiny_rows(n):
     x = jnp.asarray(np.random.default_rng(4).normal(size=(3, n)), jnp.float32)
 
@@ -347,6 +353,7 @@ def test_tiny_rows(n):
         assert bool(jnp.all(jnp.isfinite(grad)))
 
 
+@pytest.mark.slow  # the generated conformance rows check jit and vmap of every mode
 def test_jit_and_vmap_agree_with_eager():
     x = jnp.asarray(X, jnp.float32)
 

@@ -70,6 +70,7 @@ def test_one_dimensional_and_single_point():
     np.testing.assert_allclose(one, [7.0])
 
 
+@pytest.mark.slow  # scale: `make test-full`
 def test_float32_large_n_tiny_softness_is_finite_and_accurate():
     """Every exponent is ≤ 0: no overflow at n = 4096 and s = 1e-5 (the dense logits
     reach 1e5 there); float32 agrees with the dense float64 average."""

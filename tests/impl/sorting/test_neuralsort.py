@@ -9,6 +9,7 @@ import pytest
 
 from diffbio.core.soft_ops._impl.sorting import _common, _neuralsort_band, neuralsort
 from diffbio.core.soft_ops._impl.sorting._abs_sums import abs_row_sums
+from tests._profile import quick_only
 
 S = 0.3
 
@@ -113,7 +114,9 @@ def _dense_ranks_and_pullback(x, w, softness, descending):
     return ranks, columns, pullback((w, jnp.zeros_like(columns)))[0]
 
 
-@pytest.mark.parametrize(("n", "band"), [(300, False), (1024, True)])
+@pytest.mark.parametrize(  # n = 1024: scale, `make test-full`
+    ("n", "band"), [(300, False), pytest.param(1024, True, marks=pytest.mark.slow)]
+)
 def test_smooth_rank_is_the_column_ratio_where_columns_are_light(n, band):
     """Rows rounded to tenths give columns of little mass (1e-20 at n = 1024): the ranks
     are still the plain column ratio (a floor δ = 1e-10 on the mass moved them by up
@@ -158,6 +161,7 @@ def test_ungated_gradient_is_the_soft_permutation():
     np.testing.assert_allclose(jac, perm, atol=1e-6)
 
 
+@pytest.mark.slow  # memory at scale: `make test-full`
 def test_sort_and_rank_memory_are_blocked():
     x = jax.ShapeDtypeStruct((32, 4096), jnp.float32)
     for fn in (neuralsort.sort, neuralsort.rank):
@@ -190,7 +194,9 @@ def _value_and_grad(op, x, w, **kwargs):
     return jax.jit(run)(x)
 
 
-@pytest.mark.parametrize(("op", "descending"), [("sort", False), ("rank", True)])
+@pytest.mark.parametrize(
+    ("op", "descending"), [pytest.param("sort", False, marks=pytest.mark.slow), ("rank", True)]
+)
 def test_band_equals_the_full_matrix_in_float64(monkeypatch, op, descending):
     rng = np.random.default_rng(2)
     with jax.enable_x64(True):
@@ -238,6 +244,7 @@ def test_band_falls_back_to_all_columns_where_it_is_not_exact(monkeypatch):
     assert float(np.abs(np.asarray(ranks) - np.argsort(np.argsort(np.asarray(x))) - 1).max()) > 1
 
 
+@pytest.mark.slow  # vmap of the band: `make test-full`
 def test_band_under_vmap_equals_the_batch():
     x = jnp.asarray(np.random.default_rng(5).normal(size=(3, BAND_N)), jnp.float32)
     np.testing.assert_allclose(
@@ -303,7 +310,7 @@ def test_one_pass_is_exact_only_where_the_bound_holds(monkeypatch):
         neuralsort.rank(x, 0.1, "smooth", False, True)
 
 
-@pytest.mark.parametrize("descending", [False, True])
+@pytest.mark.parametrize("descending", quick_only([False, True], [True]))
 def test_one_pass_ranks_equal_the_log_domain_ones(monkeypatch, descending):
     """Where it applies (n = 64, standardised, softness 0.1 and 1e-3), the one-pass ranks
     and gradients equal the log domain's in float64 (to 1e-10); in float32 the one-pass

@@ -102,7 +102,7 @@ def _selections(x, s, mode, options):
 
 _SLOW = pytest.mark.slow
 X64_MODES = ("smooth", *(pytest.param(m, marks=_SLOW) for m in ("c0", "c1", "c2")))
-F32_MODES = ("smooth", "c0", *(pytest.param(m, marks=_SLOW) for m in ("c1", "c2")))
+F32_MODES = ("smooth", *(pytest.param(m, marks=_SLOW) for m in ("c0", "c1", "c2")))
 
 
 def _loss_rows(p, x):
@@ -195,7 +195,7 @@ def test_float32_selections_are_distributions(cheap_jit):
     )
 
 
-@pytest.mark.parametrize("mode", ["c2", "smooth"])
+@pytest.mark.parametrize("mode", ["smooth", pytest.param("c2", marks=_SLOW)])
 def test_conjugate_gradient_path_matches_finite_differences(mode, cheap_jit):
     """n > 64 solves the implicit system by preconditioned CG instead of densely (for the
     entropy with the plan itself as the weights, scaled by 1/s)."""
@@ -303,7 +303,8 @@ def test_hard_mode_and_validation():
     assert _ot_plan.parse_options({"tol": 1e-6})["sinkhorn_tol"] == 1e-6
 
 
-@pytest.mark.parametrize("mode", ["smooth", pytest.param("c1", marks=pytest.mark.slow)])
+@pytest.mark.slow  # scale (n = 4096): `make test-full`
+@pytest.mark.parametrize("mode", ["smooth", "c1"])
 def test_float32_n4096_finite(mode, cheap_jit):
     x = jnp.asarray(np.random.default_rng(0).normal(size=(1, 4096)), jnp.float32)
     x = x.at[0, :100].set(0.5)  # ties

@@ -14,6 +14,7 @@ pytest.importorskip("ott")
 pytest.importorskip("optimistix")
 
 from diffbio.core.soft_ops._impl.sorting import _ot_band, _ot_plan, ot  # noqa: E402
+from tests._profile import quick_only
 
 N = 80
 BAND = 48
@@ -47,7 +48,7 @@ def _no_dense_solve(monkeypatch):
     monkeypatch.setattr(_ot_plan, "_solve_batch", nan_solve)
 
 
-@pytest.mark.parametrize("mode", ["c0", "c1", "c2"])
+@pytest.mark.parametrize("mode", quick_only(["c0", "c1", "c2"], ["c0"]))
 def test_band_equals_the_dense_plan_and_gradient_in_float64(mode, monkeypatch):
     descending = mode == "c1"
     with jax.enable_x64(True):
@@ -62,6 +63,7 @@ def test_band_equals_the_dense_plan_and_gradient_in_float64(mode, monkeypatch):
         np.testing.assert_allclose(band.sum(-2), 1.0, atol=1e-8)
 
 
+@pytest.mark.slow  # vmap and forward mode of the band: `make test-full`
 def test_band_jvp_under_vmap_in_float32(monkeypatch):
     """Forward mode of a vmapped call (which runs both sides of the fall-back) gives the
     dense results in float32, finite and within the solver tolerance."""
@@ -77,6 +79,7 @@ def test_band_jvp_under_vmap_in_float32(monkeypatch):
     np.testing.assert_allclose(tangent, tangent_d, rtol=1e-3, atol=1e-3)
 
 
+@pytest.mark.slow  # a second solver run of the band: `make test-full`
 def test_too_narrow_a_band_falls_back_to_the_dense_solve(monkeypatch):
     """A support wider than the band (24 tied scores share 24 anchors in the second row)
     sends the batch to the dense solve: the results are the dense ones."""

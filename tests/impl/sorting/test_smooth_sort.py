@@ -212,7 +212,8 @@ def test_rank_bounds_in_closed_form_equal_the_recurrence():
         np.testing.assert_allclose(np.asarray(closed), np.asarray(recurrence), rtol=0, atol=1e-5)
 
 
-def test_float64_optimum_softjax_and_finite_differences(cheap_jit):
+def test_float64_optimum_and_softjax(cheap_jit):
+    """Sorted values and ranks against the Newton optimum and SoftJAX's numbers."""
     with jax.enable_x64(True):
         x = jnp.asarray(X, jnp.float64)
         for s, want in NEWTON.items():
@@ -230,6 +231,15 @@ def test_float64_optimum_softjax_and_finite_differences(cheap_jit):
             np.testing.assert_allclose(got[0], SOFTJAX[s]["sort"], atol=1e-4)
             np.testing.assert_allclose(got[1], SOFTJAX[s]["rank"], atol=1e-4)
 
+
+# The generated conformance rows check smooth_sort's float64 finite differences (`rank`)
+# in `make test`; this one (sort and rank, forward mode too) in `make test-full`.
+@pytest.mark.slow
+def test_float64_gradients_match_finite_differences(cheap_jit):
+    """Reverse mode (in x and in the softness) and forward mode against central
+    differences, with the solver run to a tolerance far below the step."""
+    with jax.enable_x64(True):
+        x = jnp.asarray(X, jnp.float64)
         weights = jnp.cos(jnp.arange(6.0))
 
         def loss(x, s):
@@ -335,6 +345,7 @@ def test_modes_and_options_are_validated():
     )
 
 
+@pytest.mark.slow  # scale (n = 4096): `make test-full`
 def test_float32_n4096_finite(cheap_jit):
     x = jnp.asarray(np.random.default_rng(0).normal(size=(1, 4096)), jnp.float32)
     x = x.at[0, :100].set(0.5)  # ties

@@ -86,6 +86,7 @@ def test_softness_may_be_traced():
     assert bool(jnp.all(jnp.isfinite(jax.grad(lambda s: softsort.sort(x, s).sum() ** 2)(0.5))))
 
 
+@pytest.mark.slow  # memory at scale: `make test-full`
 def test_sort_memory_is_blocked():
     """Forward + backward of a (32, 4096) float32 sort stays far below the n² matrix."""
     x = jax.ShapeDtypeStruct((32, 4096), jnp.float32)
