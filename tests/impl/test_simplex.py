@@ -142,17 +142,45 @@ def _rows(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
         return np.round(rng.normal(size=(6, n)) * 2) / 2 * scales
     if kind == "constant":
         return np.ones((6, n)) * scales
+    if kind == "geometric":  # gaps shrinking by 0.9: the support changes at every step
+        return -(1.0 - 0.9 ** rng.permutation(n)) * 2.0 * scales
     return np.where(rng.random((6, n)) < 0.5, 1e30, -1e30) / 1e-6 * (scales > 0)  # huge
+
+
+@pytest.mark.parametrize("x64", [False, True], ids=["float32", "float64"])
+def test_newton_reaches_the_threshold_from_below_in_a_few_steps(x64):
+    """The p-norm maps' Newton iterates stay below θ* and end within round-off of it,
+    in at most six steps, on every kind of row at n = 512 (one compiled program). "Below"
+    up to the sort-based closed form's own rounding (Cardano's, up to 16 eps here)."""
+    kinds = ["random", "tied", "constant", "geometric", "huge"]
+    rows = np.concatenate([_rows(kind, 512, np.random.default_rng(5)) for kind in kinds])
+
+    @jax.jit
+    def both(v):
+        u = simplex._shift_and_clip(v)
+        return {
+            alpha: (*simplex._newton_from_below(u, alpha), simplex._sorted_threshold(u, alpha))
+            for alpha in (2, 3)
+        }
+
+    with jax.enable_x64(x64):
+        dtype = jnp.float64 if x64 else jnp.float32
+        eps = float(jnp.finfo(dtype).eps)
+        for alpha, (theta, steps, exact) in both(jnp.asarray(rows, dtype)).items():
+            assert int(steps) <= 6, (alpha, int(steps))
+            assert np.all(np.asarray(theta) <= np.asarray(exact) + 32 * eps), alpha
+            np.testing.assert_allclose(theta, exact, atol=64 * eps, err_msg=str(alpha))
 
 
 @pytest.mark.parametrize("x64", [False, True], ids=["float32", "float64"])
 @pytest.mark.parametrize("n", [1, 2, 7, 64])
 @pytest.mark.parametrize("mode", ["c0", "c1", "c2"])
-def test_bisection_matches_sort_based(mode, n, x64):
-    """The bisection + closed-form threshold equals the sort-based one to round-off, on
-    random, tied, constant and huge rows (one batch, one compiled program)."""
+def test_threshold_matches_sort_based(mode, n, x64):
+    """The threshold (bisection for c0, Newton's method for c1 and c2, then the closed
+    form on the support) equals the sort-based one to round-off, on random, tied,
+    constant, geometric and huge rows (one batch, one compiled program)."""
     alpha = ALPHA[mode]
-    kinds = ["random", "tied", "constant", "huge"]
+    kinds = ["random", "tied", "constant", "geometric", "huge"]
     rows = np.concatenate([_rows(kind, n, np.random.default_rng(n)) for kind in kinds])
 
     @jax.jit
