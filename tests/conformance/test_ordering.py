@@ -72,8 +72,8 @@ def _quick(name, mode, method, representative):
         return (name, mode) in SOLVER_QUICK
     if mode in SPARSE_MODES:
         return name == SPARSE_QUICK_OP
-    if name == "sort" and "argsort" in representative and not METHODS[method]["soft_index"]:
-        return True
+    if not METHODS[method]["soft_index"]:  # sort stands in for the argsort it lacks
+        representative = {"sort" if op == "argsort" else op for op in representative}
     return method == OPS[name]["default_method"] or name in representative
 
 

@@ -147,13 +147,20 @@ def _rows(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
     return np.where(rng.random((6, n)) < 0.5, 1e30, -1e30) / 1e-6 * (scales > 0)  # huge
 
 
+ROW_KINDS = ["random", "tied", "constant", "geometric", "huge"]
+
+
+def _all_kinds(n: int, seed: int) -> np.ndarray:
+    """Six rows of each of `ROW_KINDS`, in that order: a (6 · len(ROW_KINDS), n) batch."""
+    return np.concatenate([_rows(kind, n, np.random.default_rng(seed)) for kind in ROW_KINDS])
+
+
 @pytest.mark.parametrize("x64", [False, True], ids=["float32", "float64"])
 def test_newton_reaches_the_threshold_from_below_in_a_few_steps(x64):
     """The p-norm maps' Newton iterates stay below θ* and end within round-off of it,
     in at most six steps, on every kind of row at n = 512 (one compiled program). "Below"
     up to the sort-based closed form's own rounding (Cardano's, up to 16 eps here)."""
-    kinds = ["random", "tied", "constant", "geometric", "huge"]
-    rows = np.concatenate([_rows(kind, 512, np.random.default_rng(5)) for kind in kinds])
+    rows = _all_kinds(512, seed=5)
 
     @jax.jit
     def both(v):
@@ -180,8 +187,7 @@ def test_threshold_matches_sort_based(mode, n, x64):
     form on the support) equals the sort-based one to round-off, on random, tied,
     constant, geometric and huge rows (one batch, one compiled program)."""
     alpha = ALPHA[mode]
-    kinds = ["random", "tied", "constant", "geometric", "huge"]
-    rows = np.concatenate([_rows(kind, n, np.random.default_rng(n)) for kind in kinds])
+    rows = _all_kinds(n, seed=n)
 
     @jax.jit
     def thresholds(v):
@@ -196,7 +202,7 @@ def test_threshold_matches_sort_based(mode, n, x64):
     with jax.enable_x64(x64):
         dtype = jnp.float64 if x64 else jnp.float32
         got, expected, projected = thresholds(jnp.asarray(rows, dtype=dtype))
-        for i, kind in enumerate(kinds):
+        for i, kind in enumerate(ROW_KINDS):
             part = slice(6 * i, 6 * i + 6)  # _rows gives six rows of each kind
             np.testing.assert_allclose(
                 got[part], expected[part], atol=1e-13 if x64 else 1e-6, err_msg=kind

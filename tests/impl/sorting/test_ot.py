@@ -101,8 +101,8 @@ def _selections(x, s, mode, options):
 
 
 _SLOW = pytest.mark.slow
-X64_MODES = ("smooth", *(pytest.param(m, marks=_SLOW) for m in ("c0", "c1", "c2")))
-F32_MODES = ("smooth", *(pytest.param(m, marks=_SLOW) for m in ("c0", "c1", "c2")))
+QUICK_MODES = ("smooth", *(pytest.param(m, marks=_SLOW) for m in ("c0", "c1", "c2")))
+"""`make test` runs smooth; the p-norm modes (one dual solver) run in `make test-full`."""
 
 
 def _loss_rows(p, x):
@@ -112,7 +112,7 @@ def _loss_rows(p, x):
     return jnp.sum(weights * values[..., 0], -1) + jnp.sum(weights[::-1] * ranks, -1)
 
 
-@pytest.mark.parametrize("mode", X64_MODES)
+@pytest.mark.parametrize("mode", QUICK_MODES)
 def test_float64_matches_softjax_and_finite_differences(mode, cheap_jit):
     """SoftJAX's numbers, and reverse- and forward-mode derivatives (in x and in the
     softness) against central differences, from one forward compile per mode."""
@@ -148,7 +148,7 @@ def test_float64_matches_softjax_and_finite_differences(mode, cheap_jit):
         np.testing.assert_allclose(jvp, fd_x @ np.asarray(tangent), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("mode", F32_MODES)
+@pytest.mark.parametrize("mode", QUICK_MODES)
 def test_float32_plans_limits_and_gradients(mode, cheap_jit):
     """Default options in float32: doubly stochastic plans with ties and a constant row,
     sorted values inside [min, max], the hard limit at small softness, and finite

@@ -135,6 +135,12 @@ def _support_threshold(u: Array, support: Array, alpha: int) -> Array:
     return _closed_form(k, s1, s2, s3, alpha)
 
 
+def _bisection_steps(dtype) -> int:
+    """Bisection steps from a bracket of width 1 to one of about `sqrt(eps)` (one step
+    per two mantissa bits); also the cap on Newton's steps."""
+    return jnp.finfo(dtype).nmant // 2 + 1
+
+
 def _bisect_threshold(u: Array, alpha: int) -> Array:
     """Threshold `(..., 1)` of the shifted, clipped row `u (..., n)` (max 0, min -2); the
     sparsemax threshold (`α = 1`, where Newton's steps are Michelot's and may take many
@@ -149,7 +155,7 @@ def _bisect_threshold(u: Array, alpha: int) -> Array:
     exactly; for the p-norms the error of a support off by entries within `δ` of θ* is
     `O(δ²)`, so one or two refinements reach round-off.
     """
-    steps = jnp.finfo(u.dtype).nmant // 2 + 1  # bracket ~ sqrt(eps)
+    steps = _bisection_steps(u.dtype)
     lo = jnp.full((*u.shape[:-1], 1), -1.0, dtype=u.dtype)  # (..., 1)
     hi = jnp.zeros_like(lo)  # (..., 1)
 
@@ -209,7 +215,7 @@ def _newton_from_below(u: Array, alpha: int) -> tuple[Array, Array]:
     one bisection step per two mantissa bits.
     """
     tolerance = float(jnp.finfo(u.dtype).eps) ** 0.5
-    max_steps = jnp.finfo(u.dtype).nmant // 2 + 1
+    max_steps = _bisection_steps(u.dtype)
 
     def step(state: tuple[Array, Array, Array]) -> tuple[Array, Array, Array]:
         theta, _, i = state
