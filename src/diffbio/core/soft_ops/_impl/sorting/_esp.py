@@ -59,6 +59,8 @@ sampling and their recurrence: X.-H. Chen, A. P. Dempster, J. S. Liu, "Weighted 
 population sampling to maximize entropy", Biometrika 81 (1994).
 """
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 from jax import Array
@@ -179,33 +181,33 @@ def _ratios(decreasing: Array) -> Array:
     return (offset[:, 1:] + (log_m[:, 1:] - log_m[:, :-1]))[:, :n]
 
 
-def _multipliers(u: Array, level: Array, offset: Array, sign: float) -> Array:
-    """`min(exp(sign · (u_i − ρ_s)), 1)` `(R, B, n)` for a block of `k`, whose `ρ = level +
-    offset` (`(B, R)` each). The exponent is formed as
-    `(u_i − u_s) − δ_s`, exact for close inputs; it is split into `sign · (u_i − ρ_ref)`
-    and `sign · (ρ_ref − ρ_s)`, one exponential per input and one per step, with
-    `ρ_ref` the block's largest (`sign = 1`) or smallest `ρ`, unless `ρ` falls by more
-    than `_WIDE` within the block."""
+def _multipliers(u: Array, level: Array, offset: Array, sign: float):
+    """`s ↦ min(exp(sign · (u_i − ρ_s)), 1)` `(B, n)` for step `s` of a block of `k`, whose
+    `ρ = level + offset` (`(B, R)` each), and whether the block is wide.
+
+    The exponent is formed as `(u_i − u_s) − δ_s`, exact for close inputs. In a narrow
+    block it is split into `sign · (u_i − ρ_ref)` and `sign · (ρ_ref − ρ_s)`, one
+    exponential per input and one per step, with `ρ_ref` the block's largest
+    (`sign = 1`) or smallest `ρ`; where `ρ` falls by more than `_WIDE` within the block,
+    one exponential per entry. The returned functions build a step's multipliers where
+    they are used, so that they fuse into that step's update instead of being stored
+    for the whole block."""
     j = 0 if sign > 0 else BLOCK - 1
     rho = level + offset
     wide = jnp.any(rho[:, 0] - rho[:, -1] > _WIDE)
 
-    def per_entry(_):
-        return jnp.stack(
-            [
-                jnp.exp(jnp.minimum(sign * ((u - level[:, s : s + 1]) - offset[:, s : s + 1]), 0.0))
-                for s in range(BLOCK)
-            ]
-        )
+    def per_entry(s: int) -> Array:
+        return jnp.exp(jnp.minimum(sign * ((u - level[:, s : s + 1]) - offset[:, s : s + 1]), 0.0))
 
-    def separable(_):
-        to_ref = (u - level[:, j : j + 1]) - offset[:, j : j + 1]  # (B, n)
-        per_input = jnp.exp(jnp.minimum(sign * to_ref, 0.0))
-        from_ref = (level[:, j : j + 1] - level) + (offset[:, j : j + 1] - offset)  # (B, R)
-        per_step = jnp.exp(sign * from_ref).T  # (R, B)
-        return jnp.minimum(per_input[None] * per_step[:, :, None], 1.0)
+    to_ref = (u - level[:, j : j + 1]) - offset[:, j : j + 1]  # (B, n)
+    per_input = jnp.exp(jnp.minimum(sign * to_ref, 0.0))
+    from_ref = (level[:, j : j + 1] - level) + (offset[:, j : j + 1] - offset)  # (B, R)
+    per_step = jnp.exp(sign * from_ref)  # (B, R)
 
-    return jax.lax.cond(wide, per_entry, separable, None)
+    def separable(s: int) -> Array:
+        return jnp.minimum(per_input * per_step[:, s : s + 1], 1.0)
+
+    return wide, per_entry, separable
 
 
 def _at_or_below(u: Array, level: Array, offset: Array) -> Array:
@@ -242,27 +244,35 @@ def _inclusion_map(decreasing: Array, offset: Array, v: Array, transpose: bool) 
         return acc, jnp.sum(terms * v, -1)
 
     def forward(carry, xs):
-        pi, acc = carry  # (B, n) π_{k−1}, accumulator
         level, off, weight = xs  # (B, R) each
-        mults = _multipliers(u, level, off, 1.0)  # (R, B, n)
-        out = []
-        for s in range(BLOCK):
-            inside = _at_or_below(u, level[:, s : s + 1], off[:, s : s + 1])
-            pi = jnp.where(inside, mults[s] * (1.0 - pi), pi)
-            acc, y = collect(jnp.where(inside, pi, 0.0), weight[:, s : s + 1], acc)
-            out.append(y)
-        return (pi, acc), (None if transpose else jnp.stack(out, -1))
+        wide, per_entry, separable = _multipliers(u, level, off, 1.0)
+
+        def steps(mult, carry):
+            pi, acc = carry  # (B, n) π_{k−1}, accumulator
+            out = []
+            for s in range(BLOCK):
+                inside = _at_or_below(u, level[:, s : s + 1], off[:, s : s + 1])
+                pi = jnp.where(inside, mult(s) * (1.0 - pi), pi)
+                acc, y = collect(jnp.where(inside, pi, 0.0), weight[:, s : s + 1], acc)
+                out.append(y)
+            return (pi, acc), (None if transpose else jnp.stack(out, -1))
+
+        return jax.lax.cond(wide, partial(steps, per_entry), partial(steps, separable), carry)
 
     def backward(carry, xs):
-        rest, acc = carry  # (B, n) 1 − π_k, accumulator
         level, off, weight = xs
-        mults = _multipliers(u, level, off, -1.0)
-        out = [None] * BLOCK
-        for s in reversed(range(BLOCK)):
-            inside = ~_at_or_below(u, level[:, s : s + 1], off[:, s : s + 1])
-            acc, out[s] = collect(jnp.where(inside, 1.0 - rest, 0.0), weight[:, s : s + 1], acc)
-            rest = (1.0 - rest) * mults[s]
-        return (rest, acc), (None if transpose else jnp.stack(out, -1))
+        wide, per_entry, separable = _multipliers(u, level, off, -1.0)
+
+        def steps(mult, carry):
+            rest, acc = carry  # (B, n) 1 − π_k, accumulator
+            out = [None] * BLOCK
+            for s in reversed(range(BLOCK)):
+                inside = ~_at_or_below(u, level[:, s : s + 1], off[:, s : s + 1])
+                acc, out[s] = collect(jnp.where(inside, 1.0 - rest, 0.0), weight[:, s : s + 1], acc)
+                rest = (1.0 - rest) * mult(s)
+            return (rest, acc), (None if transpose else jnp.stack(out, -1))
+
+        return jax.lax.cond(wide, partial(steps, per_entry), partial(steps, separable), carry)
 
     weights = padded(v, 0.0) if transpose else jnp.zeros((rows, blocks * BLOCK), dtype)
     xs = tuple(by_block(a) for a in (levels, offsets, weights))

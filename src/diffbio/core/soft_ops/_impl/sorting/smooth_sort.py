@@ -371,13 +371,22 @@ def _pcg(matvec, precond, b, tol, max_iter):
     return pcg(matvec, precond, b, tol, max_iter)
 
 
-def _project(z: Array, w: Array, softness: Array, opts: dict, anchors: bool = False) -> Array:
+def _project(
+    z: Array,
+    w: Array,
+    softness: Array,
+    opts: dict,
+    anchors: bool = False,
+    increasing: bool = False,
+) -> Array:
     """Projection of scores `z / s` onto the smoothed permutahedron of `w`, rows `(..., n)`.
 
     With `anchors`, `w` is rank's row `(1, …, n) / (n − 1)` `(n,)`: its bounds are the
     log-ratios of the elementary symmetric polynomials of a geometric sequence, in
     closed form (`_esp.geometric_log_ratios`, O(n)); otherwise `w` `(..., n)` has its
-    bounds from the O(n²) recurrence, row by row.
+    bounds from the O(n²) recurrence, row by row. With `increasing`, the scores are
+    known to increase strictly along each row (sort's evenly spaced scores), so their
+    decreasing order is the reversal and no sort of the scores is needed.
     """
     n = z.shape[-1]
     if n == 1:
@@ -407,9 +416,13 @@ def _project(z: Array, w: Array, softness: Array, opts: dict, anchors: bool = Fa
     zu = (z - row_center(z)).reshape(rows, n)  # (B, n)
     s_rows = jnp.broadcast_to(jnp.asarray(softness, zu.dtype), (*z.shape[:-1], 1))
     s_rows = s_rows.reshape(rows, 1)  # (B, 1)
+    opts_items = tuple(sorted(opts.items()))
+    if increasing:
+        ys = _project_sorted(jnp.flip(zu, -1), s_rows, delta, opts_items)  # (B, n)
+        return jnp.flip(ys, -1).reshape(z.shape) + m
     order = jnp.argsort(-jax.lax.stop_gradient(zu / s_rows), axis=-1, stable=True)  # (B, n)
     zu_sorted = jnp.take_along_axis(zu, order, axis=-1)  # (B, n) decreasing
-    ys = _project_sorted(zu_sorted, s_rows, delta, tuple(sorted(opts.items())))  # (B, n)
+    ys = _project_sorted(zu_sorted, s_rows, delta, opts_items)  # (B, n)
     inverse = jnp.argsort(order, axis=-1)
     return jnp.take_along_axis(ys, inverse, axis=-1).reshape(z.shape) + m
 
@@ -449,7 +462,7 @@ def sort(
     xc, s = prepare(x, softness)
     n = x.shape[-1]
     anchors = jnp.broadcast_to(jnp.arange(n, dtype=xc.dtype) / max(n - 1, 1), xc.shape)
-    values = _project(anchors, xc, s, opts)  # (..., n) ascending
+    values = _project(anchors, xc, s, opts, increasing=True)  # (..., n) ascending
     if descending:
         values = jnp.flip(values, axis=-1)
     return values.astype(output_dtype(x))
