@@ -14,12 +14,11 @@ import numpy as np
 import pytest
 
 from diffbio.core import soft_ops
+from tests._compile import cheap_options
 from tests.generated.cases import OPS
 
 from ._calls import X, kinds, method_cases, valid_args
 
-# Compiling dominates: XLA's cheap CPU pipeline is enough for checking numbers.
-_CHEAP = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 ROWS = np.random.default_rng(0).normal(size=(3, 5)).astype(np.float32)
 BATCH = jnp.asarray(np.concatenate([ROWS, ROWS]).copy())  # (6, 5)
 BATCH_NAN = BATCH.at[3, 2].set(jnp.nan)
@@ -51,7 +50,7 @@ def _value_and_grad(fn, *arrays):
         return sum(jnp.sum(leaf * _weights(leaf)) for leaf in jax.tree.leaves(out)), out
 
     lowered = jax.jit(jax.value_and_grad(loss, has_aux=True)).lower(arrays)
-    compiled = lowered.compile(compiler_options=_CHEAP)
+    compiled = lowered.compile(compiler_options=cheap_options())
     (_, out), grads = compiled(arrays)
     return [np.asarray(leaf) for leaf in jax.tree.leaves(out)], [np.asarray(g) for g in grads]
 

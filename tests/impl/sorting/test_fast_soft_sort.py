@@ -9,11 +9,11 @@ from scipy.special import expit, logit, logsumexp
 from scipy.stats import rankdata
 
 from diffbio.core.soft_ops._impl.sorting import fast_soft_sort as fss
+from tests._compile import cheap_options
 from tests._gradcheck import check_gradient
 from tests._profile import quick_only
 
 MODES = ["smooth", "c0", "c1", "c2"]
-_CHEAP = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
 _RNG = np.random.default_rng(0)
 X = np.concatenate(  # (4, 7): random, ties, a constant row, wide values
@@ -283,7 +283,7 @@ def test_gradients_match_finite_differences(mode):
         ties = jnp.array([[1.0, 0.0, 1.0, 1.0, 2.0], [3.0, 3.0, 3.0, 3.0, 3.0]])
         grad = jax.jit(
             jax.grad(lambda x, s: jnp.sum(jnp.cos(f(x, s))), argnums=(0, 1)),
-            compiler_options=_CHEAP,
+            compiler_options=cheap_options(),
         )
         for softness in (0.3, 1e-4):
             gx, gs = grad(ties, softness)
