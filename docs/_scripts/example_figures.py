@@ -109,7 +109,7 @@ def _stand_in(name: str, path: Path) -> None:
     def write(tmp: Path) -> None:
         fig, ax = plt.subplots(figsize=(3, 1))
         ax.axis("off")
-        ax.text(0.5, 0.5, f"{name}: plot drawn by `make docs`", ha="center", va="center")
+        ax.text(0.5, 0.5, f"{name}: plot drawn by make docs", ha="center", va="center")
         fig.savefig(tmp, dpi=50)
         plt.close(fig)
 

@@ -46,9 +46,13 @@ def test_generated_tables_are_not_pages_but_are_included(site_build):
 
 
 def test_figures_are_generated_and_used(site_build):
-    for name in FIGURES + EXAMPLE_FIGURES:
+    for name in FIGURES:
         figure = site_build.site / "assets/generated" / name
         assert figure.exists() and figure.stat().st_size > 10_000, name
+    # the gallery's plots may be this build's stand-ins (tests/docs/conftest.py): PNGs
+    for name in EXAMPLE_FIGURES:
+        figure = site_build.site / "assets/generated" / name
+        assert figure.exists() and figure.read_bytes().startswith(b"\x89PNG"), name
     used = "".join(p.read_text() for p in built_pages(site_build.site))
     for name in FIGURES + EXAMPLE_FIGURES:
         assert f"assets/generated/{name}" in used, f"{name} is not shown on any page"
