@@ -182,30 +182,35 @@ def _ratios(decreasing: Array) -> Array:
 
 
 def _multipliers(u: Array, level: Array, offset: Array, sign: float):
-    """`s ↦ min(exp(sign · (u_i − ρ_s)), 1)` `(B, n)` for step `s` of a block of `k`, whose
-    `ρ = level + offset` (`(B, R)` each), and whether the block is wide.
+    """Whether a block of `k` is wide, and the two ways of building the multipliers
+    `min(exp(sign · (u_i − ρ_s)), 1)` `(B, n)` of its steps `s`, whose `ρ = level + offset`
+    (`(B, R)` each).
 
     The exponent is formed as `(u_i − u_s) − δ_s`, exact for close inputs. In a narrow
-    block it is split into `sign · (u_i − ρ_ref)` and `sign · (ρ_ref − ρ_s)`, one
-    exponential per input and one per step, with `ρ_ref` the block's largest
-    (`sign = 1`) or smallest `ρ`; where `ρ` falls by more than `_WIDE` within the block,
-    one exponential per entry. The returned functions build a step's multipliers where
-    they are used, so that they fuse into that step's update instead of being stored
-    for the whole block."""
+    block (`separable`) it is split into `sign · (u_i − ρ_ref)` and `sign · (ρ_ref − ρ_s)`,
+    one exponential per input and one per step, with `ρ_ref` the block's largest
+    (`sign = 1`) or smallest `ρ`; where `ρ` falls by more than `_WIDE` within the block
+    (`per_entry`), one exponential per entry. Each builder, called inside its branch of
+    the block's `lax.cond`, returns `s ↦ multipliers`, which build a step's multipliers
+    where they are used, so that they fuse into that step's update instead of being
+    stored for the whole block."""
     j = 0 if sign > 0 else BLOCK - 1
     rho = level + offset
     wide = jnp.any(rho[:, 0] - rho[:, -1] > _WIDE)
 
-    def per_entry(s: int) -> Array:
-        return jnp.exp(jnp.minimum(sign * ((u - level[:, s : s + 1]) - offset[:, s : s + 1]), 0.0))
+    def per_entry():
+        def mult(s: int) -> Array:
+            exponent = sign * ((u - level[:, s : s + 1]) - offset[:, s : s + 1])
+            return jnp.exp(jnp.minimum(exponent, 0.0))
 
-    to_ref = (u - level[:, j : j + 1]) - offset[:, j : j + 1]  # (B, n)
-    per_input = jnp.exp(jnp.minimum(sign * to_ref, 0.0))
-    from_ref = (level[:, j : j + 1] - level) + (offset[:, j : j + 1] - offset)  # (B, R)
-    per_step = jnp.exp(sign * from_ref)  # (B, R)
+        return mult
 
-    def separable(s: int) -> Array:
-        return jnp.minimum(per_input * per_step[:, s : s + 1], 1.0)
+    def separable():
+        to_ref = (u - level[:, j : j + 1]) - offset[:, j : j + 1]  # (B, n)
+        per_input = jnp.exp(jnp.minimum(sign * to_ref, 0.0))
+        from_ref = (level[:, j : j + 1] - level) + (offset[:, j : j + 1] - offset)  # (B, R)
+        per_step = jnp.exp(sign * from_ref)  # (B, R)
+        return lambda s: jnp.minimum(per_input * per_step[:, s : s + 1], 1.0)
 
     return wide, per_entry, separable
 
@@ -247,7 +252,8 @@ def _inclusion_map(decreasing: Array, offset: Array, v: Array, transpose: bool) 
         level, off, weight = xs  # (B, R) each
         wide, per_entry, separable = _multipliers(u, level, off, 1.0)
 
-        def steps(mult, carry):
+        def steps(multipliers, carry):
+            mult = multipliers()
             pi, acc = carry  # (B, n) π_{k−1}, accumulator
             out = []
             for s in range(BLOCK):
@@ -263,7 +269,8 @@ def _inclusion_map(decreasing: Array, offset: Array, v: Array, transpose: bool) 
         level, off, weight = xs
         wide, per_entry, separable = _multipliers(u, level, off, -1.0)
 
-        def steps(mult, carry):
+        def steps(multipliers, carry):
+            mult = multipliers()
             rest, acc = carry  # (B, n) 1 − π_k, accumulator
             out = [None] * BLOCK
             for s in reversed(range(BLOCK)):
