@@ -1,7 +1,9 @@
 """Shared helpers of the documentation tests: paths, page discovery, block extraction."""
 
+import importlib.util
 import re
 from pathlib import Path
+from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -58,3 +60,13 @@ def python_blocks(page: Path) -> list[str]:
         for language, code in fenced_blocks(expand_snippets(page.read_text()))
         if language in PYTHON_LANGUAGES
     ]
+
+
+def docs_script(name: str) -> ModuleType:
+    """docs/_scripts/`name`.py, imported by path (the folder is not a package)."""
+    spec = importlib.util.spec_from_file_location(
+        f"diffbio_docs_{name}_test", DOCS / "_scripts" / f"{name}.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from ._helpers import ROOT
+from ._helpers import ROOT, docs_script
 
 BUILD_TIMEOUT_S = 480
-STAND_IN_PLOTS = {"DIFFBIO_DOCS_STAND_IN_PLOTS": "1"}
+STAND_IN_PLOTS = {docs_script("example_figures").STAND_IN_ENV: "1"}
 """The gallery's plots are stand-ins in this build where they are missing (a fresh
 clone): training the six examples again would double tests/examples, which trains them
 and checks their plots; tests/docs/test_example_figures.py checks the rendering rule."""

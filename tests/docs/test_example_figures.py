@@ -1,18 +1,13 @@
 """The gallery's plots are drawn at build time: missing or stale ones are re-rendered by
 docs/_scripts/example_figures.py (here with stand-in renderers, not the real training)."""
 
-import importlib.util
 import os
 
 import pytest
 
-from ._helpers import DOCS, ROOT
+from ._helpers import ROOT, docs_script
 
-_SPEC = importlib.util.spec_from_file_location(
-    "diffbio_docs_example_figures_test", DOCS / "_scripts" / "example_figures.py"
-)
-figures = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(figures)
+figures = docs_script("example_figures")
 
 
 def test_every_example_has_a_plot():

@@ -1,18 +1,13 @@
 """Formulas render offline: the hook turns every arithmatex formula into MathML at build
 time, so the built HTML holds MathML and no raw TeX, and no script renders math."""
 
-import importlib.util
 import re
 
 import pytest
 
-from ._helpers import DOCS
+from ._helpers import docs_script
 
-_SPEC = importlib.util.spec_from_file_location(
-    "diffbio_docs_mathml_test", DOCS / "_scripts" / "mathml.py"
-)
-mathml = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(mathml)
+mathml = docs_script("mathml")
 
 MATH = re.compile(r"<math\b.*?</math>", re.DOTALL)
 NOT_TEXT = re.compile(r"<(pre|code|script|style)\b.*?</\1>", re.DOTALL)
